@@ -1,0 +1,1 @@
+"""Collab Hub runtime: settings, store, event bus, auth, app and CLI."""

@@ -1,0 +1,116 @@
+"""JWT identity: minting dev tokens and verifying bearer tokens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jwt
+
+from hub.errors import ErrorCode, HubError
+
+ROLES = frozenset({"customer", "agent", "expert", "supervisor", "editor", "admin"})
+STAFF_ROLES = frozenset({"agent", "expert", "supervisor", "editor", "admin"})
+KCS_LEVELS = ("candidate", "contributor", "publisher")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the verified claims of a token."""
+
+    sub: str
+    tenant: str
+    roles: frozenset[str]
+    name: str = ""
+    skills: tuple[str, ...] = ()
+    kcs: str | None = None
+    exp: float | None = None
+    claims: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+    @property
+    def is_customer(self) -> bool:
+        return not self.is_staff
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles)) or "admin" in self.roles
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.has("supervisor")
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.exp is not None and (now or time.time()) >= self.exp
+
+
+def mint(
+    secret: str,
+    *,
+    sub: str,
+    tenant: str,
+    roles: list[str],
+    name: str | None = None,
+    skills: list[str] | None = None,
+    kcs: str | None = None,
+    ttl: int = 8 * 3600,
+    issuer: str = "collabhub",
+) -> str:
+    """Sign a token with the given claims (used by `collabhub token`, seeds and tests)."""
+    bad = set(roles) - ROLES
+    if bad or not roles:
+        raise ValueError(f"unknown roles {sorted(bad)}; use any of {sorted(ROLES)}")
+    if kcs is not None and kcs not in KCS_LEVELS:
+        raise ValueError(f"kcs must be one of {KCS_LEVELS}")
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": sub, "tenant": tenant, "roles": roles, "iat": now, "exp": now + ttl, "iss": issuer,
+    }
+    if name:
+        claims["name"] = name
+    if skills:
+        claims["skills"] = skills
+    if kcs:
+        claims["kcs"] = kcs
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(token: str, secret: str, issuer: str = "collabhub") -> Identity:
+    """Decode and validate a token; raises `HubError(UNAUTHENTICATED)` on any problem."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], issuer=issuer,
+            options={"require": ["sub", "exp"]}, leeway=5,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise HubError(ErrorCode.UNAUTHENTICATED, "Token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise HubError(ErrorCode.UNAUTHENTICATED, f"Invalid token: {exc}") from exc
+    tenant, roles = claims.get("tenant"), claims.get("roles")
+    if not isinstance(tenant, str) or not tenant or not isinstance(roles, list):
+        raise HubError(ErrorCode.UNAUTHENTICATED, "Token lacks tenant or roles")
+    valid_roles = frozenset(r for r in roles if r in ROLES)
+    if not valid_roles:
+        raise HubError(ErrorCode.UNAUTHENTICATED, "Token has no known role")
+    skills = claims.get("skills") or []
+    kcs = claims.get("kcs")
+    return Identity(
+        sub=str(claims["sub"]),
+        tenant=tenant,
+        roles=valid_roles,
+        name=str(claims.get("name") or claims["sub"]),
+        skills=tuple(str(s) for s in skills) if isinstance(skills, list) else (),
+        kcs=kcs if kcs in KCS_LEVELS else None,
+        exp=float(claims["exp"]),
+        claims=claims,
+    )
+
+
+def bearer(header: str | None) -> str | None:
+    """Extract the token from an `Authorization: Bearer …` value."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

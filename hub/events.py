@@ -1,0 +1,256 @@
+"""The one emission point: every change appends a typed event to its stream, then publishes it.
+
+An event is written to the `events` collection in the same transaction as the change it
+describes, with the next `seq` of its stream. After commit it is published on the bus; the
+outbox relay republishes anything committed but not yet published (Redis down, process killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import contextvars
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, IndexModel
+
+from hub.bus import Bus, BusBackendError
+from hub.errors import ErrorCode, HubError
+from hub.store import Store, new_id, register_indexes
+
+log = logging.getLogger("hub.events")
+T = TypeVar("T")
+
+
+class Visibility(str, Enum):
+    PUBLIC = "PUBLIC"
+    INTERNAL = "INTERNAL"
+
+
+register_indexes(
+    "events",
+    IndexModel([("tenant", ASCENDING), ("stream", ASCENDING), ("seq", ASCENDING)], unique=True),
+    IndexModel([("published", ASCENDING), ("occurredAt", ASCENDING)]),
+    IndexModel([("occurredAt", ASCENDING)]),
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of an activity stream (`case:<id>`, `article:<id>`, `user:<id>`, `room:<id>`)."""
+
+    id: str
+    tenant: str
+    stream: str
+    seq: int
+    kind: str
+    actor_id: str
+    actor_name: str
+    occurred_at: datetime
+    visibility: Visibility
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cursor(self) -> str:
+        return encode_cursor(self.stream, self.seq)
+
+    @property
+    def channel(self) -> str:
+        return channel(self.tenant, self.stream)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["occurred_at"] = self.occurred_at.isoformat()
+        body["visibility"] = self.visibility.value
+        return json.dumps(body, separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Event:
+        body = json.loads(raw)
+        body["occurred_at"] = datetime.fromisoformat(body["occurred_at"])
+        body["visibility"] = Visibility(body["visibility"])
+        return cls(**body)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Event:
+        occurred = doc["occurredAt"]
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=UTC)
+        return cls(
+            id=doc["_id"], tenant=doc["tenant"], stream=doc["stream"], seq=doc["seq"],
+            kind=doc["kind"], actor_id=doc["actor"]["id"], actor_name=doc["actor"].get("name", ""),
+            occurred_at=occurred, visibility=Visibility(doc["visibility"]),
+            summary=doc["summary"], data=doc.get("data") or {},
+        )
+
+
+def channel(tenant: str, stream: str) -> str:
+    return f"{tenant}|{stream}"
+
+
+def encode_cursor(stream: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"ev|{stream}|{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, stream: str) -> int:
+    """The `seq` a cursor points at; `INVALID` if it is malformed or of another stream."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, cursor_stream, seq = raw.split("|")
+        if tag != "ev" or cursor_stream != stream:
+            raise ValueError(raw)
+        return int(seq)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise HubError(ErrorCode.INVALID, "Invalid cursor for this stream", "after") from exc
+
+
+_pending: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar(
+    "hub_pending_events", default=None
+)
+
+
+class EventLog:
+    """Appends, publishes, replays and prunes events; owns the outbox relay task."""
+
+    def __init__(self, store: Store, bus: Bus, retention: timedelta) -> None:
+        self.store = store
+        self.bus = bus
+        self.retention = retention
+        self.published = 0
+        self.publish_failures = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def write(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a mutation's writes in one transaction, then publish the events it appended."""
+        if _pending.get() is not None:
+            return await fn()
+        events: list[Event] = []
+
+        async def attempt() -> T:
+            events.clear()  # a retried transaction starts over
+            return await fn()
+
+        token = _pending.set(events)
+        try:
+            result = await self.store.transaction(attempt)
+        finally:
+            _pending.reset(token)
+        for event in events:
+            await self.publish(event)
+        return result
+
+    async def append(
+        self,
+        tenant: str,
+        stream: str,
+        kind: str,
+        *,
+        actor_id: str,
+        actor_name: str = "",
+        summary: str,
+        data: dict[str, Any] | None = None,
+        visibility: Visibility = Visibility.INTERNAL,
+    ) -> Event:
+        """Append one event; must run inside `write()` so it commits with the change."""
+        pending = _pending.get()
+        if pending is None:
+            raise RuntimeError("EventLog.append outside EventLog.write")
+        db = self.store.tenant(tenant)
+        counter = await db["counters"].find_one_and_update(
+            {"_id": f"{tenant}/{stream}"}, {"$inc": {"seq": 1}}, upsert=True
+        )
+        assert counter is not None
+        now = datetime.now(UTC)
+        event = Event(
+            id=new_id("evt"), tenant=tenant, stream=stream, seq=int(counter["seq"]), kind=kind,
+            actor_id=actor_id, actor_name=actor_name,
+            occurred_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+            visibility=visibility, summary=summary, data=data or {},
+        )
+        await db["events"].insert({
+            "_id": event.id, "stream": stream, "seq": event.seq, "kind": kind,
+            "actor": {"id": actor_id, "name": actor_name}, "occurredAt": event.occurred_at,
+            "visibility": visibility.value, "summary": summary, "data": event.data,
+            "published": False,
+        })
+        pending.append(event)
+        return event
+
+    async def publish(self, event: Event) -> bool:
+        """Best effort: publish on the bus and mark published; the relay retries failures."""
+        try:
+            await self.bus.publish(event.channel, event.to_json())
+        except BusBackendError:
+            self.publish_failures += 1
+            return False
+        self.published += 1
+        with contextlib.suppress(Exception):
+            await self.store.raw("events").update_one({"_id": event.id}, {"$set": {"published": True}})
+        return True
+
+    async def history(self, tenant: str, stream: str, after: int, limit: int) -> list[Event]:
+        docs = await self.store.tenant(tenant)["events"].find(
+            {"stream": stream, "seq": {"$gt": after}}, sort=[("seq", 1)], limit=limit
+        )
+        return [Event.from_doc(d) for d in docs]
+
+    async def last_seq(self, tenant: str, stream: str) -> int:
+        doc = await self.store.tenant(tenant)["counters"].find_one({"_id": f"{tenant}/{stream}"})
+        return int(doc["seq"]) if doc else 0
+
+    async def check_retained(self, tenant: str, stream: str, after: int) -> None:
+        """Raise `EVENTS_PRUNED` if events after `after` were already pruned."""
+        first = await self.store.tenant(tenant)["events"].find(
+            {"stream": stream, "seq": {"$gt": after}}, sort=[("seq", 1)], limit=1
+        )
+        if first:
+            if first[0]["seq"] > after + 1:
+                raise HubError(ErrorCode.EVENTS_PRUNED, "Events after this cursor were pruned")
+        elif await self.last_seq(tenant, stream) > after:
+            raise HubError(ErrorCode.EVENTS_PRUNED, "Events after this cursor were pruned")
+
+    async def relay_once(self, older_than: float = 1.0) -> int:
+        """Republish events committed but not published; returns how many were sent."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        docs = await self.store.raw("events").find(
+            {"published": False, "occurredAt": {"$lte": cutoff}}
+        ).sort([("occurredAt", 1)]).limit(500).to_list()
+        sent = 0
+        for doc in docs:
+            sent += await self.publish(Event.from_doc(doc))
+        return sent
+
+    async def prune_once(self) -> int:
+        cutoff = datetime.now(UTC) - self.retention
+        result = await self.store.raw("events").delete_many({"occurredAt": {"$lt": cutoff}})
+        return result.deleted_count
+
+    def start(self, interval: float) -> None:
+        self._tasks.append(asyncio.create_task(self._loop(self.relay_once, interval)))
+        self._tasks.append(asyncio.create_task(self._loop(self.prune_once, 60.0)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    @staticmethod
+    async def _loop(job: Callable[[], Awaitable[int]], interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:  # keep the relay alive through store/bus outages
+                log.warning("background job %s failed", job.__name__, exc_info=True)

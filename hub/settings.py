@@ -1,0 +1,61 @@
+"""Configuration from `HUB_*` environment variables (see README "Configuration")."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "collabhub-dev-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub; unset values give the embedded single-process defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".hub-data")
+    mongodb_url: str | None = None
+    mongodb_db: str = "collabhub"
+    redis_url: str | None = None
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_issuer: str = "collabhub"
+
+    # request limits (OWASP GraphQL cheat sheet)
+    max_body_bytes: int = 2_000_000
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2_000
+    max_batch: int = 10
+
+    # realtime
+    event_retention_days: float = 30.0
+    subscriber_queue: int = 1_000
+    outbox_interval_s: float = 2.0
+    token_recheck_s: float = 5.0
+
+    # uploads
+    max_upload_bytes: int = 10_000_000
+    upload_types: list[str] = Field(
+        default_factory=lambda: [
+            "text/plain", "text/csv", "application/json", "application/pdf",
+            "application/zip", "image/png", "image/jpeg", "image/gif", "application/x-log",
+            "application/octet-stream",
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Settings:
+        if self.env == "production" and (self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32):
+            raise ValueError("HUB_JWT_SECRET must be set to a secret of 32+ characters in production")
+        return self
+
+    @cached_property
+    def production(self) -> bool:
+        return self.env == "production"

@@ -1,0 +1,234 @@
+"""MongoDB access through PyMongo's async API, scoped to one tenant in this one place.
+
+Resolvers never see a raw collection: `store.tenant(t)["cases"]` adds the tenant to every
+filter, insert and pipeline, and joins the transaction that is open in this task (if any).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from pymongo import AsyncMongoClient, IndexModel, ReturnDocument, monitoring
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from hub.errors import ErrorCode, HubError
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+_session: contextvars.ContextVar[AsyncClientSession | None] = contextvars.ContextVar(
+    "hub_store_session", default=None
+)
+
+# collection -> indexes; domain modules register theirs at import time.
+INDEXES: dict[str, list[IndexModel]] = {}
+
+
+def register_indexes(collection: str, *indexes: IndexModel) -> None:
+    """Declare indexes for a collection; created idempotently at start-up."""
+    known = {tuple(i.document["key"].items()) for i in INDEXES.get(collection, [])}
+    for index in indexes:
+        if tuple(index.document["key"].items()) not in known:
+            INDEXES.setdefault(collection, []).append(index)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, time-ordered id such as `case_6b02c2a6b4a409d83bbfa7e2`."""
+    return f"{prefix}_{ObjectId()}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts store round-trips (exposed on /metrics, used by the loader tests)."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.failures = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.failures += 1
+
+
+class TenantCollection:
+    """A collection seen through one tenant: every operation is filtered by `tenant`."""
+
+    def __init__(self, coll: AsyncCollection[Doc], tenant: str) -> None:
+        self._coll = coll
+        self.tenant = tenant
+        self.name = coll.name
+
+    def _f(self, filter: Mapping[str, Any] | None) -> Doc:
+        scoped = dict(filter or {})
+        if scoped.get("tenant", self.tenant) != self.tenant:
+            raise HubError(ErrorCode.FORBIDDEN, "Cross-tenant access refused")
+        scoped["tenant"] = self.tenant
+        return scoped
+
+    @staticmethod
+    def _s() -> dict[str, Any]:
+        session = _session.get()
+        return {"session": session} if session is not None else {}
+
+    async def find_one(self, filter: Mapping[str, Any] | None = None, **kw: Any) -> Doc | None:
+        return await self._coll.find_one(self._f(filter), **kw, **self._s())
+
+    async def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        cursor = self._coll.find(self._f(filter), projection=projection, **self._s())
+        if sort:
+            cursor = cursor.sort(list(sort))
+        if skip:
+            cursor = cursor.skip(skip)
+        if limit:
+            cursor = cursor.limit(limit)
+        return await cursor.to_list()
+
+    async def count(self, filter: Mapping[str, Any] | None = None) -> int:
+        return await self._coll.count_documents(self._f(filter), **self._s())
+
+    async def insert(self, doc: Doc) -> Doc:
+        doc = {**doc, "tenant": self.tenant}
+        await self._coll.insert_one(doc, **self._s())
+        return doc
+
+    async def insert_many(self, docs: Sequence[Doc]) -> None:
+        if docs:
+            await self._coll.insert_many([{**d, "tenant": self.tenant} for d in docs], **self._s())
+
+    async def update_one(self, filter: Mapping[str, Any], update: Mapping[str, Any], **kw: Any) -> int:
+        result = await self._coll.update_one(self._f(filter), self._u(update), **kw, **self._s())
+        return result.matched_count
+
+    async def update_many(self, filter: Mapping[str, Any], update: Mapping[str, Any]) -> int:
+        result = await self._coll.update_many(self._f(filter), self._u(update), **self._s())
+        return result.modified_count
+
+    async def find_one_and_update(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False,
+        projection: Mapping[str, Any] | None = None,
+    ) -> Doc | None:
+        return await self._coll.find_one_and_update(
+            self._f(filter), self._u(update, upsert), upsert=upsert, projection=projection,
+            return_document=ReturnDocument.AFTER, **self._s(),
+        )
+
+    async def delete_one(self, filter: Mapping[str, Any]) -> int:
+        return (await self._coll.delete_one(self._f(filter), **self._s())).deleted_count
+
+    async def delete_many(self, filter: Mapping[str, Any]) -> int:
+        return (await self._coll.delete_many(self._f(filter), **self._s())).deleted_count
+
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> list[Doc]:
+        stages = [{"$match": {"tenant": self.tenant}}, *pipeline]
+        cursor = await self._coll.aggregate(stages, **self._s())
+        return await cursor.to_list()
+
+    def _u(self, update: Mapping[str, Any], upsert: bool = False) -> Doc:
+        if any(k.startswith("$") for k in update):
+            for op in ("$set", "$unset"):
+                if "tenant" in update.get(op, {}):
+                    raise HubError(ErrorCode.FORBIDDEN, "The tenant of a document cannot change")
+            if upsert:
+                return {**update, "$setOnInsert": {**update.get("$setOnInsert", {}), "tenant": self.tenant}}
+            return dict(update)
+        raise ValueError("replacement updates are not allowed; use operators")
+
+
+class TenantDB:
+    """All collections of one tenant."""
+
+    def __init__(self, db: AsyncDatabase[Doc], tenant: str) -> None:
+        self._db = db
+        self.tenant = tenant
+
+    def __getitem__(self, name: str) -> TenantCollection:
+        return TenantCollection(self._db[name], self.tenant)
+
+
+class Store:
+    """Owns the one `AsyncMongoClient` of this event loop (created in the app lifespan)."""
+
+    def __init__(self, url: str, db_name: str) -> None:
+        self.counter = CommandCounter()
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000,
+            retryWrites=True, event_listeners=[self.counter], uuidRepresentation="standard",
+        )
+        self.db: AsyncDatabase[Doc] = self.client[db_name]
+
+    def tenant(self, tenant: str) -> TenantDB:
+        if not tenant:
+            raise HubError(ErrorCode.UNAUTHENTICATED, "No tenant")
+        return TenantDB(self.db, tenant)
+
+    def raw(self, name: str) -> AsyncCollection[Doc]:
+        """Cross-tenant access for runtime jobs only (outbox relay, retention); never resolvers."""
+        return self.db[name]
+
+    async def ensure_indexes(self) -> None:
+        for name, indexes in INDEXES.items():
+            await self.db[name].create_indexes(indexes)
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def transaction(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run `fn` in one multi-document transaction (retried on transient errors).
+
+        Collections obtained anywhere inside `fn` join it automatically.
+        """
+        if _session.get() is not None:
+            return await fn()
+        try:
+            async with self.client.start_session() as session:
+
+                async def body(s: AsyncClientSession) -> T:
+                    token = _session.set(s)
+                    try:
+                        return await fn()
+                    finally:
+                        _session.reset(token)
+
+                return await session.with_transaction(body)
+        except ConnectionFailure as exc:
+            raise HubError(ErrorCode.UNAVAILABLE, "The store is unavailable; retry shortly") from exc
+
+    @asynccontextmanager
+    async def no_transaction(self) -> AsyncIterator[None]:
+        """Step outside the current transaction (e.g. for best-effort counters)."""
+        token = _session.set(None)
+        try:
+            yield
+        finally:
+            _session.reset(token)

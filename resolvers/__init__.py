@@ -1,0 +1,1 @@
+"""Use-cases of the hub: validate, authorise, write, emit. Never imports strawberry."""

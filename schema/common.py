@@ -1,0 +1,126 @@
+"""Shared GraphQL building blocks: context access, JSON, UserError, Relay connections, payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, NewType, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from hub.errors import ErrorCode, HubError
+from resolvers.context import Context
+from resolvers.pagination import Page
+
+Info = strawberry.Info[Context, None]
+T = TypeVar("T")
+P = TypeVar("P")
+
+JSON = strawberry.scalar(
+    NewType("JSON", object),
+    description="Arbitrary JSON value",
+    serialize=lambda v: v,
+    parse_value=lambda v: v,
+)
+
+
+def ctx(info: Info) -> Context:
+    return info.context
+
+
+@strawberry.enum
+class UserErrorCode(Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID = "INVALID"
+    CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@strawberry.type
+class UserError:
+    code: UserErrorCode
+    message: str
+    field: str | None = None
+
+    @classmethod
+    def of(cls, exc: HubError) -> UserError:
+        code = exc.code.value if exc.code.value in UserErrorCode.__members__ else "INVALID"
+        return cls(code=UserErrorCode(code), message=exc.message, field=exc.field)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, page: Page, make: Callable[[dict[str, Any]], T]) -> Connection[T]:
+        return cls(
+            edges=[Edge(cursor=c, node=make(d)) for c, d in zip(page.cursors, page.items, strict=True)],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
+
+
+def graphql_error(exc: HubError) -> GraphQLError:
+    extensions: dict[str, Any] = {"code": exc.code.value}
+    if exc.field:
+        extensions["field"] = exc.field
+    return GraphQLError(exc.message, extensions=extensions)
+
+
+async def query(call: Awaitable[T]) -> T:
+    """Run a query resolver; a `HubError` becomes a GraphQL error with `extensions.code`."""
+    try:
+        return await call
+    except HubError as exc:
+        raise graphql_error(exc) from exc
+
+
+async def mutate(
+    payload: Callable[..., P],
+    call: Awaitable[dict[str, Any]],
+    **convert: Callable[[Any], Any],
+) -> P:
+    """Run a mutation resolver and wrap its result (or its `HubError`) in the payload type."""
+    try:
+        result = await call
+    except HubError as exc:
+        if exc.code is ErrorCode.INTERNAL:
+            raise
+        return payload(errors=[UserError.of(exc)])
+    values = {k: (convert[k](v) if k in convert and v is not None else v) for k, v in result.items()}
+    return payload(errors=[], **values)
+
+
+def iso(value: datetime | None) -> datetime | None:
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """An input object as a plain dict (snake_case keys, enum values, UNSET dropped)."""
+    return {k: _plain(v) for k, v in vars(obj).items() if v is not strawberry.UNSET}
