@@ -20,7 +20,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from hub import auth, metrics
-from hub.errors import HubError
+from hub.errors import ErrorCode, HubError
 from hub.runtime import Hub
 from hub.settings import Settings
 
@@ -40,7 +40,7 @@ class HubWebSocketAdapter(ASGIWebSocketAdapter):
 class HubGraphQL(GraphQL[Any, None]):
     """Strawberry's ASGI view with the hub's context and identity rules."""
 
-    websocket_adapter_class = HubWebSocketAdapter  # type: ignore[assignment]
+    websocket_adapter_class = HubWebSocketAdapter
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)
@@ -76,7 +76,7 @@ class HubGraphQL(GraphQL[Any, None]):
         token = auth.bearer(raw) if isinstance(raw, str) else None
         try:
             if not token:
-                raise HubError(auth.ErrorCode.UNAUTHENTICATED, "Missing token")
+                raise HubError(ErrorCode.UNAUTHENTICATED, "Missing token")
             context.identity = auth.verify(token, hub.settings.jwt_secret, hub.settings.jwt_issuer)
         except HubError as exc:
             context.request.state.close_code = 4401
@@ -143,7 +143,7 @@ class Unauthorized:
                 token = auth.bearer(raw.decode("latin-1"))
                 try:
                     if token is None:
-                        raise HubError(auth.ErrorCode.UNAUTHENTICATED, "Malformed Authorization header")
+                        raise HubError(ErrorCode.UNAUTHENTICATED, "Malformed Authorization header")
                     settings: Settings = self.secret_of()
                     auth.verify(token, settings.jwt_secret, settings.jwt_issuer)
                 except HubError as exc:
@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema=build(settings),
         graphql_ide="graphiql",
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-        connection_init_wait_timeout=timedelta(seconds=10),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
         keep_alive=True,
         keep_alive_interval=15,
     )

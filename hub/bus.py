@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 __all__ = [
@@ -127,8 +128,7 @@ class Subscription:
         while True:
             if self._overflowed:
                 raise SubscriberOverflow(
-                    f"subscriber of {self.channel!r} fell more than "
-                    f"{self._queue.maxsize} messages behind"
+                    f"subscriber of {self.channel!r} fell more than {self._queue.maxsize} messages behind"
                 )
             if self._closed:
                 raise BusBackendError(f"subscription to {self.channel!r} is closed")
@@ -262,8 +262,11 @@ class RedisPubSubBackend(BroadcastBackend):
             await asyncio.wait_for(pubsub.execute_command("SUBSCRIBE", channel), self._op_timeout)
             await asyncio.wait_for(waiter, self._op_timeout)
         except _NET_ERRORS as exc:
-            waiter.cancel()  # a later confirmation of this SUBSCRIBE then emits a resync
-            log.warning("event bus: subscribe to %r not confirmed yet: %r", channel, exc)
+            if not waiter.done():
+                waiter.cancel()  # a later confirmation of this SUBSCRIBE then emits a resync
+            elif not waiter.cancelled():
+                waiter.exception()  # set by _fail_waiters: mark it retrieved
+            log.warning("event bus: subscribe to %r not confirmed yet: %s", channel, _why(exc))
 
     async def unsubscribe(self, channel: str) -> None:
         """Unsubscribe; errors are ignored (a replacement connection will not subscribe it)."""
@@ -274,7 +277,7 @@ class RedisPubSubBackend(BroadcastBackend):
         try:
             await asyncio.wait_for(pubsub.execute_command("UNSUBSCRIBE", channel), self._op_timeout)
         except _NET_ERRORS as exc:
-            log.debug("event bus: unsubscribe from %r failed: %r", channel, exc)
+            log.debug("event bus: unsubscribe from %r failed: %s", channel, _why(exc))
 
     async def publish(self, channel: str, message: Any) -> None:
         """PUBLISH on the ordinary client; raise :class:`BusBackendError` within ``op_timeout``."""
@@ -301,7 +304,7 @@ class RedisPubSubBackend(BroadcastBackend):
         try:
             return await asyncio.wait_for(aw, self._op_timeout)
         except _NET_ERRORS as exc:
-            raise BusBackendError(f"Redis {what} failed: {exc!r}") from exc
+            raise BusBackendError(f"Redis {what} failed: {_why(exc)}") from exc
 
     # -- reader ---------------------------------------------------------------------------------
 
@@ -326,9 +329,9 @@ class RedisPubSubBackend(BroadcastBackend):
                 raise
             except Exception as exc:  # keep the reader alive whatever happens
                 if self._live.is_set():
-                    log.warning("event bus: lost Redis connection: %r", exc)
+                    log.warning("event bus: lost Redis connection: %s", _why(exc))
                 else:
-                    log.debug("event bus: Redis connect failed: %r", exc)
+                    log.debug("event bus: Redis connect failed: %s", _why(exc))
             await self._drop_pubsub()
             if opened_at is not None and loop.time() - opened_at > BACKOFF_MAX:
                 delay = BACKOFF_MIN  # it was up for a while: not a flapping server
@@ -349,9 +352,7 @@ class RedisPubSubBackend(BroadcastBackend):
             self._pubsub = pubsub
             self._live.set()
             if channels:
-                await asyncio.wait_for(
-                    pubsub.execute_command("SUBSCRIBE", *channels), self._op_timeout
-                )
+                await asyncio.wait_for(pubsub.execute_command("SUBSCRIBE", *channels), self._op_timeout)
         except BaseException:
             if self._pubsub is not pubsub:
                 with contextlib.suppress(Exception):
@@ -403,8 +404,9 @@ class RedisPubSubBackend(BroadcastBackend):
         """Release subscribe() calls waiting on a connection that is gone."""
         for waiters in self._confirms.values():
             for waiter in waiters:
-                if waiter is not None:
-                    waiter.cancel()
+                if waiter is not None and not waiter.done():
+                    # not cancel(): that would cancel the subscribe() awaiting it
+                    waiter.set_exception(RedisConnectionError("pub/sub connection replaced"))
         self._confirms = {}
 
     async def _drop_pubsub(self) -> None:
@@ -414,6 +416,10 @@ class RedisPubSubBackend(BroadcastBackend):
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), self._op_timeout)  # type: ignore[no-untyped-call]
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _text(value: bytes | str) -> str:
@@ -467,9 +473,7 @@ class Bus:
             backend = MemoryBackend("memory://")
         elif scheme in ("redis", "rediss", "unix"):
             assert url is not None
-            backend = self._redis = RedisPubSubBackend(
-                url, op_timeout=op_timeout, health_interval=health_interval
-            )
+            backend = self._redis = RedisPubSubBackend(url, op_timeout=op_timeout, health_interval=health_interval)
         else:
             raise ValueError(f"unsupported event bus URL scheme: {scheme!r}")
         self._broadcast = Broadcast(backend=backend)
@@ -534,9 +538,7 @@ class Bus:
     @asynccontextmanager
     async def _subscription(self, channel: str) -> AsyncIterator[Subscription]:
         sub = Subscription(channel, self._queue_size)
-        state = await self._shielded(
-            self._attach(channel, sub), undo=lambda state: self._detach(state, sub)
-        )
+        state = await self._shielded(self._attach(channel, sub), undo=lambda state: self._detach(state, sub))
         try:
             yield sub
         finally:
@@ -596,9 +598,7 @@ class Bus:
                 context = self._broadcast.subscribe(channel)
                 subscriber = await context.__aenter__()
                 state = _Channel(channel, context)
-                state.pump = asyncio.create_task(
-                    self._pump(state, subscriber), name=f"hub.bus.pump:{channel}"
-                )
+                state.pump = asyncio.create_task(self._pump(state, subscriber), name=f"hub.bus.pump:{channel}")
                 self._channels[channel] = state
             state.subs.add(sub)
             return state

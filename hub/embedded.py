@@ -49,7 +49,7 @@ class EmbeddedStore:
     def start(self, timeout: float = 30.0) -> EmbeddedStore:
         if self.storage != ":memory:":
             Path(self.storage).mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [_binary(), "--host", "127.0.0.1", "--port", str(self.port),
              "--storage-path", self.storage, "--log-level", "WARNING"],

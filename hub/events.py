@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pymongo import ASCENDING, IndexModel
@@ -30,7 +30,7 @@ log = logging.getLogger("hub.events")
 T = TypeVar("T")
 
 
-class Visibility(str, Enum):
+class Visibility(StrEnum):
     PUBLIC = "PUBLIC"
     INTERNAL = "INTERNAL"
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     subscriber_queue: int = 1_000
     outbox_interval_s: float = 2.0
     token_recheck_s: float = 5.0
+    ws_init_timeout_s: float = 10.0
 
     # uploads
     max_upload_bytes: int = 10_000_000

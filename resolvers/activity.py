@@ -82,7 +82,9 @@ async def follow(ctx: Context, stream: str, after: str | None) -> AsyncIterator[
             except TimeoutError:
                 continue
             except SubscriberOverflow as exc:
-                raise HubError(ErrorCode.UNAVAILABLE, "Subscriber fell too far behind; resume from your last cursor") from exc
+                raise HubError(
+                    ErrorCode.UNAVAILABLE, "Subscriber fell too far behind; resume from your last cursor"
+                ) from exc
             if isinstance(message, Resync):
                 pending = await log.history(me.tenant, stream, last, 1000)
             else:

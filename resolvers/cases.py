@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from hub.errors import forbidden, invalid
+from hub.errors import conflict, forbidden, invalid, not_found
 from hub.events import Visibility
 from hub.store import Doc, new_id, register_indexes
 from resolvers import activity, users
@@ -107,3 +107,43 @@ async def _readable(ctx: Context, case_id: str) -> bool:
 
 
 activity.register_stream("case", _readable)
+
+
+TRANSITIONS: dict[str, set[str]] = {
+    "NEW": {"OPEN", "PENDING", "SOLVED", "CLOSED"},
+    "OPEN": {"PENDING", "SOLVED", "CLOSED"},
+    "PENDING": {"OPEN", "SOLVED", "CLOSED"},
+    "SOLVED": {"OPEN", "CLOSED"},
+    "CLOSED": {"OPEN"},
+}
+
+
+async def set_status(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    me = ctx.me
+    case_id, status = data["case_id"], data["status"]
+    expected = data.get("expected_version")
+
+    async def write() -> Doc:
+        case = await ctx.db["cases"].find_one({"_id": case_id})
+        if case is None or not can_read(ctx, case):
+            raise not_found("Case", "caseId")
+        if not me.is_staff and status not in ("SOLVED", "CLOSED", "OPEN"):
+            raise forbidden("Customers may only solve, close or reopen their case", "status")
+        if status == case["status"] or status not in TRANSITIONS[case["status"]]:
+            raise invalid(f"A {case['status']} case cannot become {status}", "status")
+        if expected is not None and expected != case["version"]:
+            raise conflict(f"The case changed (version {case['version']}); reload and retry", "expectedVersion")
+        updated = await ctx.db["cases"].find_one_and_update(
+            {"_id": case_id, "version": case["version"]},
+            {"$set": {"status": status, "updatedAt": datetime.now(UTC)}, "$inc": {"version": 1}},
+        )
+        if updated is None:
+            raise conflict("The case changed meanwhile; reload and retry", "expectedVersion")
+        await activity.emit(
+            ctx, stream(case_id), "case.status_changed",
+            f"{me.name} changed the status from {case['status']} to {status}",
+            {"from": case["status"], "to": status}, visibility=Visibility.PUBLIC,
+        )
+        return updated
+
+    return {"case": await ctx.events.write(write)}

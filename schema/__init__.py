@@ -12,7 +12,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -47,7 +46,7 @@ class HubSchema(strawberry.Schema):
 def build(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with the request limits and error shaping of `settings`."""
     settings = settings or Settings()
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+    extensions: list[Any] = [
         ShapeErrors(),
         ParserCache(maxsize=1000),
         MaxTokensLimiter(max_token_count=settings.max_tokens),

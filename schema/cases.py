@@ -101,6 +101,19 @@ class CaseCreatePayload:
     case: Case | None = None
 
 
+@strawberry.input
+class CaseSetStatusInput:
+    case_id: strawberry.ID
+    status: CaseStatus
+    expected_version: int | None = None
+
+
+@strawberry.type
+class CaseSetStatusPayload:
+    errors: list[UserError]
+    case: Case | None = None
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -122,3 +135,7 @@ class Mutation:
     @strawberry.mutation
     async def case_create(self, info: Info, input: CaseCreateInput) -> CaseCreatePayload:
         return await mutate(CaseCreatePayload, cases.create(ctx(info), to_dict(input)), case=Case.from_doc)
+
+    @strawberry.mutation
+    async def case_set_status(self, info: Info, input: CaseSetStatusInput) -> CaseSetStatusPayload:
+        return await mutate(CaseSetStatusPayload, cases.set_status(ctx(info), to_dict(input)), case=Case.from_doc)
