@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 import strawberry
@@ -15,25 +17,33 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from hub.settings import Settings
-from schema import activity, cases, users
 from schema.errors import ShapeErrors
 
-
-@strawberry.type
-class Query(users.Query, cases.Query, activity.Query):
-    pass
-
-
-@strawberry.type
-class Mutation(cases.Mutation):
-    pass
+# One module per domain; each may define `Query`, `Mutation` and `Subscription` classes.
+DOMAINS = (
+    "users", "cases", "threads", "workspace", "activity", "notifications", "presence", "chat",
+    "swarm", "remote", "articles", "knowledge", "search", "selfservice", "forum", "ideas",
+    "metrics", "webhooks",
+)
 
 
-@strawberry.type
-class Subscription(activity.Subscription):
-    pass
+def _roots(kind: str) -> tuple[type, ...]:
+    found = []
+    for name in DOMAINS:
+        if importlib.util.find_spec(f"schema.{name}") is None:
+            continue
+        module = importlib.import_module(f"schema.{name}")
+        if (root := getattr(module, kind, None)) is not None:
+            found.append(root)
+    return tuple(found)
+
+
+Query = merge_types("Query", _roots("Query"))
+Mutation = merge_types("Mutation", _roots("Mutation"))
+Subscription = merge_types("Subscription", _roots("Subscription"))
 
 
 class HubSchema(strawberry.Schema):
