@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from hub import auth, metrics
+from hub import auth, metrics, ratelimit
 from hub.errors import ErrorCode, HubError
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -35,6 +37,43 @@ class HubWebSocketAdapter(ASGIWebSocketAdapter):
         if code == 4403 and getattr(state, "close_code", None):
             code, reason = state.close_code, state.close_reason
         await super().close(code, reason)
+
+
+class TokenWatchdog:
+    """Closes a WebSocket with 4401 when the token of its `connection_init` expires.
+
+    Wraps the connection's ASGI receive/send: once armed with the token's `exp`, a pending
+    receive that outlives it sends the close frame (4401) and hands strawberry a disconnect, so
+    every operation on the connection is cleaned up; later sends are dropped.
+    """
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._deadline: float | None = None
+        self.closed = False
+
+    def arm(self, exp: float | None) -> None:
+        self._deadline = exp
+
+    async def receive(self) -> Message:
+        if self.closed:
+            return {"type": "websocket.disconnect", "code": 4401}
+        if self._deadline is None:
+            return await self._receive()
+        pending = asyncio.ensure_future(self._receive())
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), max(0.0, self._deadline - time.time()))
+        except TimeoutError:
+            pending.cancel()
+            self.closed = True
+            with contextlib.suppress(Exception):
+                await self._send({"type": "websocket.close", "code": 4401, "reason": "Token expired"})
+            return {"type": "websocket.disconnect", "code": 4401}
+
+    async def send(self, message: Message) -> None:
+        if not self.closed:
+            await self._send(message)
 
 
 class HubGraphQL(GraphQL[Any, None]):
@@ -67,7 +106,11 @@ class HubGraphQL(GraphQL[Any, None]):
                 identity = auth.verify(token, hub.settings.jwt_secret, hub.settings.jwt_issuer)
             metrics.REQUESTS.labels("http").inc()
         client = request.client.host if request.client else ""
-        return Context(hub=hub, identity=identity, request=request, client_ip=client)
+        # Anonymous forum front-ends name the tenant they read (public forum and ideas only).
+        anonymous_http = identity is None and isinstance(request, Request)
+        public_tenant = request.headers.get("x-hub-tenant") if anonymous_http else None
+        return Context(hub=hub, identity=identity, request=request, client_ip=client,
+                       public_tenant=public_tenant)
 
     async def on_ws_connect(self, context: Any) -> Any:
         hub = self.hub_ref["hub"]
@@ -78,6 +121,9 @@ class HubGraphQL(GraphQL[Any, None]):
             if not token:
                 raise HubError(ErrorCode.UNAUTHENTICATED, "Missing token")
             context.identity = auth.verify(token, hub.settings.jwt_secret, hub.settings.jwt_issuer)
+            watchdog = getattr(context.request.state, "token_watchdog", None)
+            if isinstance(watchdog, TokenWatchdog):
+                watchdog.arm(context.identity.exp)
         except HubError as exc:
             context.request.state.close_code = 4401
             context.request.state.close_reason = exc.message[:100]
@@ -86,18 +132,23 @@ class HubGraphQL(GraphQL[Any, None]):
 
 
 class BodyLimit:
-    """Refuses request bodies larger than `limit` bytes with 413 (declared or streamed)."""
+    """Refuses request bodies larger than `limit` bytes with 413 (declared or streamed).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    `paths` gives other limits to exact paths (uploads to `/attachments`).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.paths = paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
+        if declared and declared.isdigit() and int(declared) > limit:
             await self._refuse(send)
             return
         seen = 0
@@ -106,7 +157,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -159,7 +210,9 @@ class Unauthorized:
 def create_app(settings: Settings | None = None) -> Starlette:
     """The app factory (`uvicorn --factory hub.app:create_app`)."""
     settings = settings or Settings()
+    from resolvers import attachments
     from schema import build
+    from schema.limits import RateLimitedTransportWS
 
     hub_ref: dict[str, Hub] = {}
     graphql = HubGraphQL(
@@ -168,9 +221,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql",
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
+        max_subscriptions_per_connection=settings.ws_max_operations,
+        allowed_origins=settings.ws_allowed_origins,
         keep_alive=True,
         keep_alive_interval=15,
     )
+    graphql.graphql_transport_ws_handler_class = RateLimitedTransportWS  # per-user subscribe budget
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -203,8 +259,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def ws_graphql(websocket: WebSocket) -> None:
         metrics.WS_CONNECTIONS.inc()
+        watchdog = TokenWatchdog(websocket.receive, websocket.send)
+        websocket.state.token_watchdog = watchdog
         try:
-            await graphql(websocket.scope, websocket.receive, websocket.send)
+            await graphql(websocket.scope, watchdog.receive, watchdog.send)
         finally:
             metrics.WS_CONNECTIONS.dec()
 
@@ -215,10 +273,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            Route("/attachments", attachments.upload_endpoint, methods=["POST"]),
+            Route("/attachments/{id}", attachments.download_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.hub_ref = hub_ref
     app.add_middleware(Unauthorized, secret_of=lambda: settings)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ratelimit.RateLimitMiddleware, hub_of=lambda: hub_ref.get("hub"), settings=settings)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, paths={
+        "/attachments": settings.max_upload_bytes + attachments.MULTIPART_SLACK})
     return app

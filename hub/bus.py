@@ -532,6 +532,7 @@ class Bus:
 
         On entry the subscription is in effect (Redis confirmed it, or it was not reachable and
         a :class:`Resync` follows once it is): anything published afterwards is delivered.
+        Entering raises :class:`BusBackendError` only if the bus itself is not connected.
         """
         return self._subscription(channel)
 
@@ -598,6 +599,9 @@ class Bus:
                 context = self._broadcast.subscribe(channel)
                 subscriber = await context.__aenter__()
                 state = _Channel(channel, context)
+                if not self._connected:  # disconnect() ran while Redis confirmed the subscription
+                    await self._close_channel(state)
+                    raise BusBackendError("event bus is not connected")
                 state.pump = asyncio.create_task(self._pump(state, subscriber), name=f"hub.bus.pump:{channel}")
                 self._channels[channel] = state
             state.subs.add(sub)

@@ -24,6 +24,7 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "hub.app:create_app", factory=True, host=host, port=port, log_level=args.log_level,
         ws="websockets-sansio", lifespan="on", proxy_headers=True,
+        ws_max_size=settings.ws_max_message_bytes,
     )
     return 0
 

@@ -1,8 +1,12 @@
 """The one emission point: every change appends a typed event to its stream, then publishes it.
 
 An event is written to the `events` collection in the same transaction as the change it
-describes, with the next `seq` of its stream. After commit it is published on the bus; the
-outbox relay republishes anything committed but not yet published (Redis down, process killed).
+describes, with the next `seq` of its stream (a per-stream counter: concurrent writers conflict
+and retry, so a stream never has a gap). After commit it is published on the bus, best effort;
+the outbox relay of every process republishes anything committed but not yet published (Redis
+down, process killed). Pruning raises the stream counter's `prunedThrough` watermark before it
+deletes, so resuming from before retention is always refused with `EVENTS_PRUNED`.
+See `docs/realtime.md`.
 """
 
 from __future__ import annotations
@@ -121,12 +125,27 @@ _pending: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar(
 class EventLog:
     """Appends, publishes, replays and prunes events; owns the outbox relay task."""
 
-    def __init__(self, store: Store, bus: Bus, retention: timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        retention: timedelta,
+        *,
+        relay_age: float = 1.0,
+        drop_publish: bool = False,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.retention = retention
+        self.relay_age = relay_age
+        """The relay republishes unpublished events older than this (seconds): younger ones are
+        normally still being published by the process that committed them."""
+        self.drop_publish = drop_publish
+        """Fault injection for tests: never publish after commit, as if the process died there."""
         self.published = 0
         self.publish_failures = 0
+        self.relayed = 0
+        self.pruned = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     async def write(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -144,8 +163,8 @@ class EventLog:
             result = await self.store.transaction(attempt)
         finally:
             _pending.reset(token)
-        for event in events:
-            await self.publish(event)
+        if not self.drop_publish:
+            await self.publish_all(events)
         return result
 
     async def append(
@@ -185,17 +204,34 @@ class EventLog:
         pending.append(event)
         return event
 
+    async def publish_all(self, events: list[Event]) -> int:
+        """Best effort, in order: publish each event and mark it published; returns how many.
+
+        Never raises and never waits on a bus known to be down (a mutation must not fail or stall
+        because Redis is): what is not published here is republished by the relay.
+        """
+        sent: list[str] = []
+        for event in events:
+            if not self.bus.connected:
+                self.publish_failures += len(events) - len(sent)
+                break
+            try:
+                await self.bus.publish(event.channel, event.to_json())
+            except BusBackendError:
+                self.publish_failures += len(events) - len(sent)
+                break  # keep the stream's order: the relay sends the rest
+            sent.append(event.id)
+        self.published += len(sent)
+        if sent:
+            with contextlib.suppress(Exception):  # unmarked means republished once more: harmless
+                await self.store.raw("events").update_many(
+                    {"_id": {"$in": sent}}, {"$set": {"published": True}}
+                )
+        return len(sent)
+
     async def publish(self, event: Event) -> bool:
-        """Best effort: publish on the bus and mark published; the relay retries failures."""
-        try:
-            await self.bus.publish(event.channel, event.to_json())
-        except BusBackendError:
-            self.publish_failures += 1
-            return False
-        self.published += 1
-        with contextlib.suppress(Exception):
-            await self.store.raw("events").update_one({"_id": event.id}, {"$set": {"published": True}})
-        return True
+        """Publish one event (see :meth:`publish_all`)."""
+        return await self.publish_all([event]) == 1
 
     async def history(self, tenant: str, stream: str, after: int, limit: int) -> list[Event]:
         docs = await self.store.tenant(tenant)["events"].find(
@@ -203,40 +239,78 @@ class EventLog:
         )
         return [Event.from_doc(d) for d in docs]
 
+    async def _counter(self, tenant: str, stream: str) -> dict[str, Any]:
+        return await self.store.tenant(tenant)["counters"].find_one({"_id": f"{tenant}/{stream}"}) or {}
+
     async def last_seq(self, tenant: str, stream: str) -> int:
-        doc = await self.store.tenant(tenant)["counters"].find_one({"_id": f"{tenant}/{stream}"})
-        return int(doc["seq"]) if doc else 0
+        return int((await self._counter(tenant, stream)).get("seq", 0))
 
-    async def check_retained(self, tenant: str, stream: str, after: int) -> None:
-        """Raise `EVENTS_PRUNED` if events after `after` were already pruned."""
-        first = await self.store.tenant(tenant)["events"].find(
-            {"stream": stream, "seq": {"$gt": after}}, sort=[("seq", 1)], limit=1
-        )
-        if first:
-            if first[0]["seq"] > after + 1:
-                raise HubError(ErrorCode.EVENTS_PRUNED, "Events after this cursor were pruned")
-        elif await self.last_seq(tenant, stream) > after:
-            raise HubError(ErrorCode.EVENTS_PRUNED, "Events after this cursor were pruned")
+    async def check_retained(self, tenant: str, stream: str, after: int) -> int:
+        """Validate a resume point; returns the stream's last seq.
 
-    async def relay_once(self, older_than: float = 1.0) -> int:
-        """Republish events committed but not published; returns how many were sent."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        `EVENTS_PRUNED` if events after `after` were pruned (the stream's `prunedThrough`
+        watermark is past it), `INVALID` for a cursor beyond the end of the stream.
+        """
+        counter = await self._counter(tenant, stream)
+        if after < int(counter.get("prunedThrough", 0)):
+            raise HubError(
+                ErrorCode.EVENTS_PRUNED,
+                "Events after this cursor are past retention; re-query, then resubscribe",
+                "after",
+            )
+        last = int(counter.get("seq", 0))
+        if after > last:
+            raise HubError(ErrorCode.INVALID, "Invalid cursor for this stream", "after")
+        return last
+
+    async def relay_once(self, older_than: float | None = None) -> int:
+        """Republish events committed but not published (oldest first); returns how many were sent.
+
+        Runs in every process: an event whose publisher died after commit, or was cut off from
+        Redis, is delivered by whichever process relays first. Subscribers drop duplicates by seq.
+        """
+        if not self.bus.connected:
+            return 0
+        age = self.relay_age if older_than is None else older_than
+        cutoff = datetime.now(UTC) - timedelta(seconds=age)
         docs = await self.store.raw("events").find(
             {"published": False, "occurredAt": {"$lte": cutoff}}
         ).sort([("occurredAt", 1)]).limit(500).to_list()
-        sent = 0
-        for doc in docs:
-            sent += await self.publish(Event.from_doc(doc))
+        docs.sort(key=lambda d: (d["occurredAt"], d["tenant"], d["stream"], d["seq"]))
+        sent = await self.publish_all([Event.from_doc(d) for d in docs])
+        self.relayed += sent
+        if sent:
+            log.info("outbox relay republished %d events", sent)
         return sent
 
     async def prune_once(self) -> int:
-        cutoff = datetime.now(UTC) - self.retention
-        result = await self.store.raw("events").delete_many({"occurredAt": {"$lt": cutoff}})
-        return result.deleted_count
+        """Delete events past retention, stream by stream, behind a `prunedThrough` watermark.
 
-    def start(self, interval: float) -> None:
+        The watermark (on the stream's counter) is raised before the events go, so a resume point
+        older than what is retained is always detected (`EVENTS_PRUNED`), never silently skipped.
+        """
+        cutoff = datetime.now(UTC) - self.retention
+        groups = await (await self.store.raw("events").aggregate([
+            {"$match": {"occurredAt": {"$lt": cutoff}}},
+            {"$group": {"_id": {"tenant": "$tenant", "stream": "$stream"}, "seq": {"$max": "$seq"}}},
+            {"$limit": 1000},
+        ])).to_list()
+        deleted = 0
+        for group in groups:
+            tenant, stream, seq = group["_id"]["tenant"], group["_id"]["stream"], int(group["seq"])
+            await self.store.raw("counters").update_one(
+                {"_id": f"{tenant}/{stream}", "tenant": tenant}, {"$max": {"prunedThrough": seq}}
+            )
+            result = await self.store.raw("events").delete_many(
+                {"tenant": tenant, "stream": stream, "seq": {"$lte": seq}}
+            )
+            deleted += result.deleted_count
+        self.pruned += deleted
+        return deleted
+
+    def start(self, interval: float, prune_interval: float = 60.0) -> None:
         self._tasks.append(asyncio.create_task(self._loop(self.relay_once, interval)))
-        self._tasks.append(asyncio.create_task(self._loop(self.prune_once, 60.0)))
+        self._tasks.append(asyncio.create_task(self._loop(self.prune_once, prune_interval)))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from hub.bus import Bus
 from hub.embedded import EmbeddedStore, data_store
 from hub.events import EventLog
+from hub.presence import PresenceStore
 from hub.settings import Settings
 from hub.store import Store
 
@@ -22,6 +23,7 @@ class Hub:
     bus: Bus
     events: EventLog
     embedded: EmbeddedStore | None = None
+    presence: PresenceStore | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -36,11 +38,22 @@ class Hub:
         await store.ensure_indexes()
         bus = Bus(settings.redis_url, queue_size=settings.subscriber_queue)
         await bus.connect()
-        events = EventLog(store, bus, timedelta(days=settings.event_retention_days))
-        events.start(settings.outbox_interval_s)
-        return cls(settings=settings, store=store, bus=bus, events=events, embedded=embedded)
+        events = EventLog(
+            store, bus, timedelta(days=settings.event_retention_days),
+            relay_age=settings.outbox_age_s, drop_publish=settings.test_drop_publish,
+        )
+        events.start(settings.outbox_interval_s, settings.prune_interval_s)
+        presence = PresenceStore(
+            settings.redis_url, bus, ttl=settings.presence_ttl_s, flap=settings.presence_flap_s,
+            sweep_interval=settings.presence_sweep_s,
+        )
+        presence.start()
+        return cls(settings=settings, store=store, bus=bus, events=events, embedded=embedded,
+                   presence=presence)
 
     async def stop(self) -> None:
+        if self.presence is not None:
+            await self.presence.stop()
         await self.events.stop()
         await self.bus.disconnect()
         await self.store.close()

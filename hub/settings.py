@@ -33,13 +33,30 @@ class Settings(BaseSettings):
     max_aliases: int = 30
     max_tokens: int = 2_000
     max_batch: int = 10
+    max_cost: int = 5_000  # estimated query cost (schema/limits.py): fields times `first` of lists
+    rate_limit_per_min: int = 600  # HTTP requests (batch: per operation) per user (hub/ratelimit.py)
+    rate_limit_anon_per_min: int = 300  # HTTP requests per client IP without a valid token
+    rate_limit_subscribe_per_min: int = 600  # WebSocket `subscribe` messages per user
+    ws_max_operations: int = 50  # operations open at once on one WebSocket
+    ws_max_message_bytes: int = 1_000_000  # larger WebSocket frames close the connection (1009)
+    # browser pages of other origins allowed to open the WebSocket (same-origin always is);
+    # JSON list, e.g. HUB_WS_ALLOWED_ORIGINS='["https://support.example.com"]'
+    ws_allowed_origins: list[str] = Field(default_factory=list)
 
     # realtime
     event_retention_days: float = 30.0
     subscriber_queue: int = 1_000
     outbox_interval_s: float = 2.0
+    outbox_age_s: float = 1.0  # the relay republishes unpublished events older than this
+    prune_interval_s: float = 60.0  # how often events past retention are pruned
+    test_drop_publish: bool = False  # fault injection: skip publish after commit (relay delivers)
     token_recheck_s: float = 5.0
     ws_init_timeout_s: float = 10.0
+
+    # presence (hub/presence.py): entry TTL refreshed by heartbeats, flap window, sweep period
+    presence_ttl_s: float = 30.0
+    presence_flap_s: float = 1.0
+    presence_sweep_s: float = 0.5
 
     # uploads
     max_upload_bytes: int = 10_000_000

@@ -1,4 +1,9 @@
-"""Activity streams: the emission helper resolvers call, history pages and live following."""
+"""Activity streams: the emission helper resolvers call, history pages and live following.
+
+Streams are `<kind>:<id>` (`case:…`, `article:…`, `user:…`, …). Each domain declares who may read
+its streams with :func:`register_stream`; anything that must happen in the same transaction as
+every event (e.g. inbox notifications) hooks in with :func:`on_emit`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,39 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from hub import metrics
-from hub.bus import Resync, SubscriberOverflow
+from hub.bus import BusBackendError, Resync, SubscriberOverflow
 from hub.errors import ErrorCode, HubError
-from hub.events import Event, Visibility, channel, decode_cursor
+from hub.events import Event, EventLog, Visibility, channel, decode_cursor
 from resolvers.context import Context
 from resolvers.pagination import clamp
+
+PAGE = 500
+"""Events read from the store per round trip while replaying or back-filling."""
+EXPIRY_GRACE = 2.0
+"""Seconds past the token's `exp` before a live stream fails by itself with `UNAUTHENTICATED`.
+
+Over WebSocket the connection's watchdog (`hub.app`) closes the socket with 4401 at `exp`
+exactly; this check is the backstop for any other transport."""
+
+
+class StreamInterrupted(HubError):
+    """A live stream ended for a reason the client recovers from by resubscribing from its last
+    cursor: `extensions.code` is `UNAVAILABLE`, `extensions.reason` says why (`SLOW_CONSUMER`,
+    `SHUTTING_DOWN`)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, message)
+        self.reason = reason
+
+
+EmitHook = Callable[[Context, Event], Awaitable[None]]
+_EMIT_HOOKS: list[EmitHook] = []
+
+
+def on_emit(hook: EmitHook) -> None:
+    """Run `hook(ctx, event)` after every :func:`emit`, inside the same transaction."""
+    if hook not in _EMIT_HOOKS:
+        _EMIT_HOOKS.append(hook)
 
 
 async def emit(
@@ -24,12 +57,19 @@ async def emit(
     *,
     visibility: Visibility = Visibility.INTERNAL,
 ) -> Event:
-    """Append an event for the caller's change (inside the mutation's `ctx.events.write`)."""
+    """Append an event for the caller's change (inside the mutation's `ctx.events.write`).
+
+    The emit hooks (notifications of followers, assignees, mentioned users, watchers) run right
+    after, in the same transaction: the change, its event and its notifications commit together.
+    """
     me = ctx.me
-    return await ctx.events.append(
+    event = await ctx.events.append(
         me.tenant, stream, kind, actor_id=me.sub, actor_name=me.name,
         summary=summary, data=data, visibility=visibility,
     )
+    for hook in _EMIT_HOOKS:
+        await hook(ctx, event)
+    return event
 
 
 def audience_filter(ctx: Context) -> dict[str, Any]:
@@ -42,9 +82,16 @@ def visible(ctx: Context, event: Event) -> bool:
 
 
 async def history(ctx: Context, stream: str, after: str | None, first: int | None) -> tuple[list[Event], bool]:
-    """A page of a stream the caller may read (authorisation is the caller's job)."""
+    """A page of a stream the caller may read (authorisation is the caller's job).
+
+    `EVENTS_PRUNED` if `after` is older than what is retained (the page would have a hole).
+    """
+    me = ctx.me
     limit = clamp(first, 50)
-    seq = decode_cursor(after, stream) if after else 0
+    seq = 0
+    if after:
+        seq = decode_cursor(after, stream)
+        await ctx.events.check_retained(me.tenant, stream, seq)
     docs = await ctx.db["events"].find(
         {"stream": stream, "seq": {"$gt": seq}, **audience_filter(ctx)},
         sort=[("seq", 1)], limit=limit + 1,
@@ -53,46 +100,78 @@ async def history(ctx: Context, stream: str, after: str | None, first: int | Non
     return events[:limit], len(events) > limit
 
 
-async def follow(ctx: Context, stream: str, after: str | None) -> AsyncIterator[Event]:
-    """Every event of `stream` after the cursor, then live: no gap, no duplicate.
+async def _stored_after(log: EventLog, tenant: str, stream: str, seq: int) -> AsyncIterator[Event]:
+    """Every stored event of `stream` after `seq`, in order, page by page."""
+    while True:
+        batch = await log.history(tenant, stream, seq, PAGE)
+        for event in batch:
+            seq = event.seq
+            yield event
+        if len(batch) < PAGE:
+            return
 
-    Subscribes to the bus first, replays from the store, then drops live events already
-    delivered; a jump in `seq` or a bus reconnect is back-filled from the store.
+
+async def _one(event: Event) -> AsyncIterator[Event]:
+    yield event
+
+
+def _check_token(ctx: Context) -> None:
+    identity = ctx.identity
+    if identity is None or identity.expired(time.time() - EXPIRY_GRACE):
+        raise HubError(ErrorCode.UNAUTHENTICATED, "Token expired")
+
+
+async def follow(ctx: Context, stream: str, after: str | None) -> AsyncIterator[Event]:
+    """Every event of `stream` after the cursor (or from now on), then live: no gap, no duplicate.
+
+    1. Subscribe to the stream's bus channel first, so nothing committed from now on is missed.
+    2. Replay from the store everything after the cursor (`EVENTS_PRUNED` if past retention).
+    3. Go live, dropping what was already delivered (`seq <= last`). A jump in `seq` (a message
+       lost, or published out of order by the relay) and a bus `Resync` (Redis reconnected) are
+       back-filled from the store, which is the record.
+
+    Customers get only PUBLIC events. A subscriber whose bounded queue overflows ends with
+    :class:`StreamInterrupted` (`SLOW_CONSUMER`): it resumes from its last cursor.
     """
     me = ctx.me
     log = ctx.events
-    last = decode_cursor(after, stream) if after else None
-    async with ctx.hub.bus.subscribe(channel(me.tenant, stream)) as sub:
-        if last is None:
-            last = await log.last_seq(me.tenant, stream)
+    tenant = me.tenant
+    start = decode_cursor(after, stream) if after else None
+    recheck = ctx.hub.settings.token_recheck_s
+    async with ctx.hub.bus.subscribe(channel(tenant, stream)) as sub:
+        if start is None:
+            last = await log.last_seq(tenant, stream)
         else:
-            await log.check_retained(me.tenant, stream, last)
-        while True:  # replay
-            batch = await log.history(me.tenant, stream, last, 500)
-            for event in batch:
-                last = event.seq
-                if visible(ctx, event):
-                    yield event
-            if len(batch) < 500:
-                break
+            await log.check_retained(tenant, stream, start)
+            last = start
+        async for event in _stored_after(log, tenant, stream, last):
+            last = event.seq
+            if visible(ctx, event):
+                yield event
         while True:
-            me = ctx.me  # re-checks token expiry on every wake-up
+            _check_token(ctx)
             try:
-                message = await asyncio.wait_for(sub.get(), ctx.hub.settings.token_recheck_s)
+                message = await asyncio.wait_for(sub.get(), recheck)
             except TimeoutError:
                 continue
             except SubscriberOverflow as exc:
-                raise HubError(
-                    ErrorCode.UNAVAILABLE, "Subscriber fell too far behind; resume from your last cursor"
+                metrics.ERRORS.labels("SLOW_CONSUMER").inc()
+                raise StreamInterrupted(
+                    "SLOW_CONSUMER", "Subscriber fell too far behind; resubscribe from your last cursor"
+                ) from exc
+            except BusBackendError as exc:
+                raise StreamInterrupted(
+                    "SHUTTING_DOWN", "This server is going away; resubscribe from your last cursor"
                 ) from exc
             if isinstance(message, Resync):
-                pending = await log.history(me.tenant, stream, last, 1000)
+                source = _stored_after(log, tenant, stream, last)
             else:
-                event = Event.from_json(message)
-                if event.seq <= last:
-                    continue
-                pending = [event] if event.seq == last + 1 else await log.history(me.tenant, stream, last, 1000)
-            for event in pending:
+                live = Event.from_json(message)
+                if live.seq <= last:
+                    continue  # already delivered (replay, back-fill or a relayed duplicate)
+                gap = live.seq != last + 1
+                source = _stored_after(log, tenant, stream, last) if gap else _one(live)
+            async for event in source:
                 if event.seq <= last:
                     continue
                 last = event.seq

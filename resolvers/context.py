@@ -20,6 +20,8 @@ class Context:
     request: Any = None
     connection_params: dict[str, Any] | None = None
     client_ip: str = ""
+    public_tenant: str | None = None
+    """`X-Hub-Tenant` of an anonymous HTTP request: the tenant whose public forum/ideas it reads."""
     _loaders: dict[str, Loader[Any, Any]] = field(default_factory=dict)
 
     @property

@@ -76,3 +76,21 @@ async def viewer(ctx: Context) -> Doc:
 async def find_many(ctx: Context, uids: Sequence[str]) -> dict[str, Doc]:
     docs = await ctx.db["users"].find({"uid": {"$in": list(uids)}})
     return {d["uid"]: d for d in docs}
+
+
+async def is_online(ctx: Context, uid: str) -> bool:
+    """Whether `uid` is heartbeating anywhere; customers only learn it about themselves."""
+    if not ctx.me.is_staff and uid != ctx.me.sub:
+        return False
+
+    def make() -> Loader[str, bool]:
+        async def batch(uids: Sequence[str]) -> dict[str, bool]:
+            from resolvers import presence
+
+            found = await presence.online(ctx, list(uids))
+            return {uid: uid in found for uid in uids}
+
+        return Loader(batch)
+
+    loader: Loader[str, bool] = ctx.memo("online", make)
+    return bool(await loader.load(uid))

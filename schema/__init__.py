@@ -12,7 +12,6 @@ from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -20,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from hub.settings import Settings
+from schema import limits
 from schema.errors import ShapeErrors
 
 # One module per domain; each may define `Query`, `Mutation` and `Subscription` classes.
@@ -56,17 +56,31 @@ class HubSchema(strawberry.Schema):
 def build(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with the request limits and error shaping of `settings`."""
     settings = settings or Settings()
+    # Factories, not instances: strawberry sets `execution_context` on each extension object, so a
+    # shared instance would be raced by concurrent requests. Order matters: the cost limiter runs
+    # after the validation cache (limits.QueryCostLimiter).
     extensions: list[Any] = [
-        ShapeErrors(),
-        ParserCache(maxsize=1000),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        ValidationCache(maxsize=1000),
+        ShapeErrors,
+        lambda: limits.SafeParserCache(maxsize=1000),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
     ]
     if settings.production:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    extensions += [
+        lambda: ValidationCache(maxsize=1000),
+        lambda: limits.QueryCostLimiter(max_cost=settings.max_cost),
+    ]
+    query, subscription = Query, Subscription
+    if settings.env == "test":  # `_debugFail` fields prove error masking (schema/limits.py)
+        query = merge_types("Query", (Query, limits.DebugQuery))
+        subscription = merge_types("Subscription", (Subscription, limits.DebugSubscription))
     return HubSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        query=query, mutation=Mutation, subscription=subscription, extensions=extensions,
+        config=StrawberryConfig(
+            auto_camel_case=True,
+            disable_field_suggestions=settings.production,
+            batching_config={"max_operations": settings.max_batch},
+        ),
     )

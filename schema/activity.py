@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from enum import Enum
+from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -18,6 +19,7 @@ from schema.common import JSON, Info, PageInfo, ctx, graphql_error, query
 from schema.users import User, user_ref
 
 log = logging.getLogger("hub.subscriptions")
+T = TypeVar("T")
 
 
 @strawberry.enum
@@ -66,12 +68,26 @@ class ActivityEdge:
     node: ActivityEvent
 
 
-async def live(events: AsyncIterator[Event]) -> AsyncGenerator[ActivityEvent, None]:
-    """Turn a resolver's event stream into GraphQL events, shaping errors like queries do."""
+def live(events: AsyncIterator[Event]) -> AsyncGenerator[ActivityEvent, None]:
+    """Turn a resolver's event stream into GraphQL activity events (see :func:`live_as`)."""
+    return live_as(events, ActivityEvent.of)
+
+
+async def live_as(events: AsyncIterator[Event], make: Callable[[Event], T]) -> AsyncGenerator[T, None]:
+    """Turn a resolver's event stream into GraphQL values (`make`), shaping errors like queries do.
+
+    A resumable interruption (slow consumer, shutdown) is `extensions.code` `UNAVAILABLE` with
+    `extensions.reason` and `resumable: true`: resubscribe with the last cursor received.
+    """
     metrics.SUBSCRIPTIONS.inc()
     try:
         async for event in events:
-            yield ActivityEvent.of(event)
+            yield make(event)
+    except activity.StreamInterrupted as exc:
+        error = graphql_error(exc)
+        raise GraphQLError(
+            error.message, extensions={**(error.extensions or {}), "reason": exc.reason, "resumable": True}
+        ) from exc
     except HubError as exc:
         raise graphql_error(exc) from exc
     except Exception as exc:
@@ -101,5 +117,13 @@ class Subscription:
         self, info: Info, case_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ActivityEvent, None]:
         stream = await query(activity.authorize(ctx(info), f"case:{case_id}"))
+        async for event in live(activity.follow(ctx(info).fresh(), stream, after)):
+            yield event
+
+    @strawberry.subscription(description="Every change of an article: replay after `after`, then live.")
+    async def article_activity(
+        self, info: Info, article_id: strawberry.ID, after: str | None = None
+    ) -> AsyncGenerator[ActivityEvent, None]:
+        stream = await query(activity.authorize(ctx(info), f"article:{article_id}"))
         async for event in live(activity.follow(ctx(info).fresh(), stream, after)):
             yield event

@@ -82,6 +82,8 @@ def graphql_error(exc: HubError) -> GraphQLError:
     extensions: dict[str, Any] = {"code": exc.code.value}
     if exc.field:
         extensions["field"] = exc.field
+    if (retry := getattr(exc, "retry_after", None)) is not None:
+        extensions["retryAfter"] = retry  # hub.ratelimit.RateLimited
     return GraphQLError(exc.message, extensions=extensions)
 
 

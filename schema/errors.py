@@ -20,6 +20,8 @@ def shape(error: GraphQLError) -> GraphQLError:
         extensions = {"code": original.code.value}
         if original.field:
             extensions["field"] = original.field
+        if (retry := getattr(original, "retry_after", None)) is not None:
+            extensions["retryAfter"] = retry  # hub.ratelimit.RateLimited
         metrics.ERRORS.labels(original.code.value).inc()
         return GraphQLError(original.message, error.nodes, error.source, error.positions,
                             error.path, extensions=extensions)

@@ -17,15 +17,21 @@ class User:
     roles: list[str]
     skills: list[str]
     kcs: str | None = None
-    online: bool = False
+    online_hint: strawberry.Private[bool | None] = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> User:
         return cls(
             id=strawberry.ID(doc["uid"]), name=doc.get("name") or doc["uid"],
             roles=list(doc.get("roles") or []), skills=list(doc.get("skills") or []),
-            kcs=doc.get("kcs"), online=bool(doc.get("online", False)),
+            kcs=doc.get("kcs"), online_hint=doc.get("online"),
         )
+
+    @strawberry.field(description="Heartbeating on any device (customers see only their own).")
+    async def online(self, info: Info) -> bool:
+        if self.online_hint is not None:
+            return self.online_hint
+        return await users.is_online(ctx(info), str(self.id))
 
 
 async def user_ref(info: Info, uid: str | None) -> User | None:

@@ -50,6 +50,7 @@ def hub_env(redis_url: str, mongo_url: str) -> dict[str, str]:
         "HUB_OUTBOX_INTERVAL_S": "0.5",
         "HUB_TOKEN_RECHECK_S": "1",
         "HUB_WS_INIT_TIMEOUT_S": "1",
+        "HUB_RATE_LIMIT_ANON_PER_MIN": "5000",  # every test client shares 127.0.0.1
     }
 
 
