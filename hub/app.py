@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -21,7 +21,7 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from hub import auth, metrics, ratelimit
+from hub import auth, graphiql, metrics, ratelimit
 from hub.errors import ErrorCode, HubError
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -80,6 +80,10 @@ class HubGraphQL(GraphQL[Any, None]):
     """Strawberry's ASGI view with the hub's context and identity rules."""
 
     websocket_adapter_class = HubWebSocketAdapter
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL with a token bar and example operations per domain (hub/graphiql.py)."""
+        return HTMLResponse(graphiql.page())
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)
@@ -210,14 +214,18 @@ class Unauthorized:
 def create_app(settings: Settings | None = None) -> Starlette:
     """The app factory (`uvicorn --factory hub.app:create_app`)."""
     settings = settings or Settings()
+    from hub import logging as hub_logging
+
+    if not hub_logging.configured():
+        hub_logging.configure(settings)  # JSON logs with request ids (hub/logging.py)
     from resolvers import attachments
     from schema import build
-    from schema.limits import RateLimitedTransportWS
+    from schema.fanout import FanoutTransportWS
 
     hub_ref: dict[str, Hub] = {}
     graphql = HubGraphQL(
         hub_ref,
-        schema=build(settings),
+        schema=hub_logging.with_operation_log(build(settings)),
         graphql_ide="graphiql",
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
@@ -226,7 +234,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive=True,
         keep_alive_interval=15,
     )
-    graphql.graphql_transport_ws_handler_class = RateLimitedTransportWS  # per-user subscribe budget
+    # per-user subscribe budget (schema/limits.py) and the activity fan-out fast path (schema/fanout.py)
+    graphql.graphql_transport_ws_handler_class = FanoutTransportWS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -255,6 +264,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.EVENTS_PUBLISHED.set(hub.events.published)
             metrics.PUBLISH_FAILURES.set(hub.events.publish_failures)
             metrics.BUS_RECONNECTS.set(hub.bus.reconnects)
+            metrics.ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+            fanout_hub = hub.extras.get("fanout")
+            metrics.FANOUT_STREAMS.set(getattr(fanout_hub, "streams", 0))
+            metrics.FANOUT_FOLLOWERS.set(getattr(fanout_hub, "followers", 0))
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def ws_graphql(websocket: WebSocket) -> None:
@@ -275,6 +288,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics_endpoint),
             Route("/attachments", attachments.upload_endpoint, methods=["POST"]),
             Route("/attachments/{id}", attachments.download_endpoint, methods=["GET"]),
+            *graphiql.dev_routes(settings),  # /widget/ and /forum/ outside production
         ],
         lifespan=lifespan,
     )
@@ -283,4 +297,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.add_middleware(ratelimit.RateLimitMiddleware, hub_of=lambda: hub_ref.get("hub"), settings=settings)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, paths={
         "/attachments": settings.max_upload_bytes + attachments.MULTIPART_SLACK})
+    app.add_middleware(hub_logging.RequestContext)  # outermost: request ids on every response
     return app

@@ -21,10 +21,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  embedded store, data in {settings.data_dir.resolve()}", flush=True)
     if not settings.redis_url:
         print("  in-process event bus (set HUB_REDIS_URL to run several processes)", flush=True)
+    from hub import logging as hub_logging
+
+    hub_logging.configure(settings, uvicorn_level=args.log_level)  # JSON lines (HUB_LOG_FORMAT)
     uvicorn.run(
         "hub.app:create_app", factory=True, host=host, port=port, log_level=args.log_level,
+        log_config=None, access_log=False,  # hub.logging formats every line; hub.access logs requests
         ws="websockets-sansio", lifespan="on", proxy_headers=True,
         ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
     return 0
 
@@ -43,8 +48,19 @@ def seed(args: argparse.Namespace) -> int:
 
     from hub.seed import run
 
-    asyncio.run(run(Settings(), tenant=args.tenant))
-    return 0
+    return asyncio.run(run(Settings(), tenant=args.tenant, reset=args.reset))
+
+
+def export(args: argparse.Namespace) -> int:
+    from hub.tenantio import run_export
+
+    return run_export(Settings(), args.tenant, args.out)
+
+
+def import_(args: argparse.Namespace) -> int:
+    from hub.tenantio import run_import
+
+    return run_import(Settings(), args.in_path, args.tenant)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +85,22 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("seed", help="create a demo tenant")
     p.add_argument("--tenant", default="demo")
+    p.add_argument("--reset", action="store_true", help="delete the tenant's data first")
     p.set_defaults(run=seed)
 
+    p = commands.add_parser("export", help="write a tenant as JSON lines (hub/tenantio.py)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--out", required=True, help="file, or - for stdout")
+    p.set_defaults(run=export)
+
+    p = commands.add_parser("import", help="load an export into an empty tenant")
+    p.add_argument("--in", dest="in_path", required=True)
+    p.add_argument("--tenant", help="import under this tenant name (default: the exported one)")
+    p.set_defaults(run=import_)
+
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING if args.command in ("seed", "export", "import") else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     result: int = args.run(args)
     return result
 

@@ -28,7 +28,7 @@ from pymongo import ASCENDING, IndexModel
 
 from hub.bus import Bus, BusBackendError
 from hub.errors import ErrorCode, HubError
-from hub.store import Store, new_id, register_indexes
+from hub.store import Store, new_id, outage_as_unavailable, register_indexes
 
 log = logging.getLogger("hub.events")
 T = TypeVar("T")
@@ -117,6 +117,10 @@ def decode_cursor(cursor: str, stream: str) -> int:
         raise HubError(ErrorCode.INVALID, "Invalid cursor for this stream", "after") from exc
 
 
+PUBLISH_PAUSE_S = 1.0
+"""After a publish failed (Redis hung or gone), mutations skip publishing for this long and leave
+their events to the relay: one mutation pays the bus timeout, not every one during an outage."""
+
 _pending: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar(
     "hub_pending_events", default=None
 )
@@ -147,6 +151,7 @@ class EventLog:
         self.relayed = 0
         self.pruned = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._paused_until = 0.0  # monotonic; see PUBLISH_PAUSE_S
 
     async def write(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a mutation's writes in one transaction, then publish the events it appended."""
@@ -164,7 +169,10 @@ class EventLog:
         finally:
             _pending.reset(token)
         if not self.drop_publish:
-            await self.publish_all(events)
+            if asyncio.get_running_loop().time() < self._paused_until:
+                self.publish_failures += len(events)  # the relay publishes them
+            else:
+                await self.publish_all(events)
         return result
 
     async def append(
@@ -219,6 +227,7 @@ class EventLog:
                 await self.bus.publish(event.channel, event.to_json())
             except BusBackendError:
                 self.publish_failures += len(events) - len(sent)
+                self._paused_until = asyncio.get_running_loop().time() + PUBLISH_PAUSE_S
                 break  # keep the stream's order: the relay sends the rest
             sent.append(event.id)
         self.published += len(sent)
@@ -234,13 +243,17 @@ class EventLog:
         return await self.publish_all([event]) == 1
 
     async def history(self, tenant: str, stream: str, after: int, limit: int) -> list[Event]:
-        docs = await self.store.tenant(tenant)["events"].find(
-            {"stream": stream, "seq": {"$gt": after}}, sort=[("seq", 1)], limit=limit
-        )
+        """Stored events after `after`; a store outage is `HubError(UNAVAILABLE)` (live streams end
+        with a retryable code, not `INTERNAL`)."""
+        async with outage_as_unavailable():
+            docs = await self.store.tenant(tenant)["events"].find(
+                {"stream": stream, "seq": {"$gt": after}}, sort=[("seq", 1)], limit=limit
+            )
         return [Event.from_doc(d) for d in docs]
 
     async def _counter(self, tenant: str, stream: str) -> dict[str, Any]:
-        return await self.store.tenant(tenant)["counters"].find_one({"_id": f"{tenant}/{stream}"}) or {}
+        async with outage_as_unavailable():
+            return await self.store.tenant(tenant)["counters"].find_one({"_id": f"{tenant}/{stream}"}) or {}
 
     async def last_seq(self, tenant: str, stream: str) -> int:
         return int((await self._counter(tenant, stream)).get("seq", 0))

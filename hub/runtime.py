@@ -34,7 +34,8 @@ class Hub:
             embedded = data_store(settings.data_dir).start()
             url = embedded.url
             log.info("embedded store on %s (data in %s)", url, settings.data_dir)
-        store = Store(url, settings.mongodb_db)
+        store = Store(url, settings.mongodb_db, timeout=settings.mongodb_timeout_s,
+                      select_timeout=settings.mongodb_select_timeout_s)
         await store.ensure_indexes()
         bus = Bus(settings.redis_url, queue_size=settings.subscriber_queue)
         await bus.connect()
@@ -48,10 +49,20 @@ class Hub:
             sweep_interval=settings.presence_sweep_s,
         )
         presence.start()
-        return cls(settings=settings, store=store, bus=bus, events=events, embedded=embedded,
-                   presence=presence)
+        hub = cls(settings=settings, store=store, bus=bus, events=events, embedded=embedded,
+                  presence=presence)
+        if settings.webhooks_enabled:  # webhook delivery worker (hub/webhooks.py)
+            from hub.webhooks import WebhookWorker
+
+            worker = WebhookWorker(store, settings)
+            worker.start()
+            hub.extras["webhooks"] = worker
+        return hub
 
     async def stop(self) -> None:
+        worker = self.extras.pop("webhooks", None)
+        if worker is not None:
+            await worker.stop()  # type: ignore[attr-defined]
         if self.presence is not None:
             await self.presence.stop()
         await self.events.stop()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     mongodb_db: str = "collabhub"
     redis_url: str | None = None
+    # store client deadlines (hub/store.py, docs/reliability.md): one read / one whole transaction,
+    # and finding + connecting to the server; a dead or hung store then fails requests quickly
+    mongodb_timeout_s: float = 5.0
+    mongodb_select_timeout_s: float = 2.0
     jwt_secret: str = DEV_JWT_SECRET
     jwt_issuer: str = "collabhub"
 
@@ -52,6 +56,10 @@ class Settings(BaseSettings):
     test_drop_publish: bool = False  # fault injection: skip publish after commit (relay delivers)
     token_recheck_s: float = 5.0
     ws_init_timeout_s: float = 10.0
+    # fan-out fast path (hub/fanout.py, docs/performance.md): caseActivity/articleActivity execute
+    # and encode once per event and selection, not once per subscriber; off = strawberry per subscriber
+    ws_fanout: bool = True
+    ws_per_message_deflate: bool = False  # compressing every frame per socket costs more than the fan-out
 
     # presence (hub/presence.py): entry TTL refreshed by heartbeats, flap window, sweep period
     presence_ttl_s: float = 30.0
@@ -67,6 +75,21 @@ class Settings(BaseSettings):
             "application/octet-stream",
         ]
     )
+
+    # webhooks (hub/webhooks.py, docs/webhooks.md): retry i waits about base * 2**(i-1), capped
+    webhooks_enabled: bool = True  # run the delivery worker in this process
+    webhook_max_attempts: int = 8
+    webhook_retry_base_s: float = 10.0
+    webhook_retry_max_s: float = 3600.0
+    webhook_timeout_s: float = 10.0
+    webhook_lease_s: float = 60.0  # a claimed delivery is retried by any process after this
+    webhook_poll_s: float = 1.0
+    webhook_concurrency: int = 8
+    webhook_allow_private: bool | None = None  # None: allowed unless HUB_ENV=production (SSRF guard)
+
+    # observability (hub/logging.py, docs/operations.md)
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

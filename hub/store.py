@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, IndexModel, ReturnDocument, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -47,6 +48,35 @@ def new_id(prefix: str) -> str:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+UNAVAILABLE_MESSAGE = "The store is unavailable or overloaded; retry shortly"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for a store failure the client should simply retry: unreachable, hung or restarting.
+
+    `ConnectionFailure` covers `AutoReconnect`, `NetworkTimeout`, `ServerSelectionTimeoutError`,
+    `NotPrimaryError` (also a shutting-down server) and `WaitQueueTimeoutError`; any other
+    PyMongo error flagged `timeout` (a deadline of :meth:`Store.transaction` ran out) counts too.
+    """
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout)
+
+
+def unavailable(exc: BaseException) -> HubError:
+    """The one client-facing form of a store outage: `UNAVAILABLE`, "retry shortly"."""
+    return HubError(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+
+
+@asynccontextmanager
+async def outage_as_unavailable() -> AsyncIterator[None]:
+    """Re-raise a store outage inside the block as `HubError(UNAVAILABLE)` (see :func:`is_outage`)."""
+    try:
+        yield
+    except PyMongoError as exc:
+        if is_outage(exc):
+            raise unavailable(exc) from exc
+        raise
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -172,10 +202,15 @@ class TenantDB:
 class Store:
     """Owns the one `AsyncMongoClient` of this event loop (created in the app lifespan)."""
 
-    def __init__(self, url: str, db_name: str) -> None:
+    def __init__(self, url: str, db_name: str, *, timeout: float = 5.0, select_timeout: float = 2.0) -> None:
+        """`timeout` bounds one read (socket timeout) and a whole transaction with its retries;
+        `select_timeout` bounds finding (and connecting to) the server. With both short, a dead or
+        hung store fails requests with `UNAVAILABLE` within seconds instead of hanging them."""
         self.counter = CommandCounter()
+        self.timeout = timeout
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
-            url, tz_aware=True, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000,
+            url, tz_aware=True, serverSelectionTimeoutMS=int(select_timeout * 1000),
+            connectTimeoutMS=int(select_timeout * 1000), socketTimeoutMS=int(timeout * 1000),
             retryWrites=True, event_listeners=[self.counter], uuidRepresentation="standard",
         )
         self.db: AsyncDatabase[Doc] = self.client[db_name]
@@ -193,9 +228,11 @@ class Store:
         for name, indexes in INDEXES.items():
             await self.db[name].create_indexes(indexes)
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """Readiness: a real round trip, False within `timeout` if the store is down or hung."""
         try:
-            await self.client.admin.command("ping")
+            with pymongo.timeout(timeout):
+                await self.client.admin.command("ping")
         except PyMongoError:
             return False
         return True
@@ -206,23 +243,30 @@ class Store:
     async def transaction(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run `fn` in one multi-document transaction (retried on transient errors).
 
-        Collections obtained anywhere inside `fn` join it automatically.
+        Collections obtained anywhere inside `fn` join it automatically. The transaction and its
+        retries share one deadline (`timeout`; PyMongo alone retries for 120 s): a store that is
+        down, hung or restarting fails it with `HubError(UNAVAILABLE)`, nothing committed —
+        unless the commit itself was applied and only its answer was lost (the mutation may then
+        have happened: a client retrying a create can create twice).
         """
         if _session.get() is not None:
             return await fn()
         try:
-            async with self.client.start_session() as session:
+            with pymongo.timeout(self.timeout):
+                async with self.client.start_session() as session:
 
-                async def body(s: AsyncClientSession) -> T:
-                    token = _session.set(s)
-                    try:
-                        return await fn()
-                    finally:
-                        _session.reset(token)
+                    async def body(s: AsyncClientSession) -> T:
+                        token = _session.set(s)
+                        try:
+                            return await fn()
+                        finally:
+                            _session.reset(token)
 
-                return await session.with_transaction(body)
-        except ConnectionFailure as exc:
-            raise HubError(ErrorCode.UNAVAILABLE, "The store is unavailable; retry shortly") from exc
+                    return await session.with_transaction(body)
+        except PyMongoError as exc:
+            if is_outage(exc):
+                raise unavailable(exc) from exc
+            raise
 
     @asynccontextmanager
     async def no_transaction(self) -> AsyncIterator[None]:

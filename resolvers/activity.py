@@ -8,14 +8,16 @@ every event (e.g. inbox notifications) hooks in with :func:`on_emit`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from hub import metrics
+from hub import fanout, metrics
 from hub.bus import BusBackendError, Resync, SubscriberOverflow
 from hub.errors import ErrorCode, HubError
 from hub.events import Event, EventLog, Visibility, channel, decode_cursor
+from hub.fanout import Follower
 from resolvers.context import Context
 from resolvers.pagination import clamp
 
@@ -179,6 +181,65 @@ async def follow(ctx: Context, stream: str, after: str | None) -> AsyncIterator[
                     metrics.EVENTS_DELIVERED.inc()
                     metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
                     yield event
+
+
+def _interruption(exc: BaseException) -> BaseException:
+    """What a live stream ends with when its bus subscription or its connection gives up."""
+    if isinstance(exc, SubscriberOverflow):
+        metrics.ERRORS.labels("SLOW_CONSUMER").inc()
+        return StreamInterrupted("SLOW_CONSUMER", "Subscriber fell too far behind; resubscribe from your last cursor")
+    if isinstance(exc, BusBackendError):
+        return StreamInterrupted("SHUTTING_DOWN", "This server is going away; resubscribe from your last cursor")
+    return exc
+
+
+async def follow_fast(ctx: Context, stream: str, after: str | None, follower: Follower) -> AsyncIterator[Event]:
+    """:func:`follow` with the live part fanned out by the process's stream hub (`hub.fanout`).
+
+    Same guarantees: the stream is subscribed first, then everything after the cursor is replayed
+    from the store (yielded, so the caller executes it per subscriber); what the stream delivered
+    meanwhile is drained without duplicates; then the follower goes live and the stream hub writes
+    its frames (rendered once per group) straight to the socket. This generator then only waits
+    for the end: `SLOW_CONSUMER`, `SHUTTING_DOWN`, an expired token or a store failure.
+    """
+    me = ctx.me
+    log = ctx.events
+    tenant = me.tenant
+    start = decode_cursor(after, stream) if after else None
+    streams = fanout.stream_hub(ctx.hub.bus, log, ctx.hub.extras)
+    try:
+        async with streams.join(tenant, stream, follower):
+            if start is None:
+                last = await log.last_seq(tenant, stream)
+            else:
+                await log.check_retained(tenant, stream, start)
+                last = start
+            async for event in _stored_after(log, tenant, stream, last):
+                last = event.seq
+                if visible(ctx, event):
+                    yield event
+            while not follower.closed:  # what arrived live during the replay, in order
+                if not follower.pending:
+                    follower.go_live(last)
+                    break
+                event = follower.pending.popleft()
+                if event.seq <= last:
+                    continue
+                last = event.seq
+                if visible(ctx, event):
+                    yield event
+            while not follower.ended.done():
+                _check_token(ctx)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(follower.ended), ctx.hub.settings.token_recheck_s)
+            reason = follower.ended.result()
+            await follower.sink.idle()  # frames already on their way go out before the error
+    except (SubscriberOverflow, BusBackendError) as exc:
+        raise _interruption(exc) from exc
+    shaped = _interruption(reason)
+    if shaped is reason:
+        raise reason
+    raise shaped from reason
 
 
 async def authorize(ctx: Context, stream: str) -> str:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -27,6 +28,7 @@ from hub.store import Doc, new_id, register_indexes
 from resolvers import activity, cases, notifications, public, threads, users
 from resolvers.context import Context
 from resolvers.forum import core, indexing
+from resolvers.loaders import Loader
 from resolvers.pagination import Page, paginate
 
 _ORDER = [("votes", DESCENDING), ("_id", DESCENDING)]
@@ -76,9 +78,20 @@ async def list_ideas(ctx: Context, filter: dict[str, Any], first: int | None, af
 
 
 async def viewer_voted(ctx: Context, idea_id: str) -> bool:
+    """Whether the caller voted for the idea (batched over a page of ideas)."""
     if public.is_anonymous(ctx):
         return False
-    return await ctx.db["idea_votes"].find_one({"ideaId": idea_id, "uid": ctx.me.sub}) is not None
+    me = ctx.me
+
+    def make() -> Loader[str, Doc]:
+        async def batch(ids: Sequence[str]) -> dict[str, Doc]:
+            found = await ctx.db["idea_votes"].find({"ideaId": {"$in": list(ids)}, "uid": me.sub})
+            return {d["ideaId"]: d for d in found}
+
+        return Loader(batch)
+
+    loader: Loader[str, Doc] = ctx.memo("idea_votes:viewer", make)
+    return await loader.load(idea_id) is not None
 
 
 async def case_ids(ctx: Context, idea: Doc) -> list[str]:

@@ -7,10 +7,11 @@ found in several places add up. Only articles the caller may read are suggested 
 published ones); `reason` names the case words that matched and where (`matches 'vpn',
 'disconnect' in subject; 'timeout' in latest comment`).
 
-Change tracking: when a case is created, its subject or description changes, or a customer
-adds a public comment, the top `TRACKED` suggestions as staff see them are recomputed in the
-same transaction; if the list differs from the stored one (`case_suggestions`), the case stream
-gets `case.suggestions_changed` (INTERNAL) with `articleIds`, `added` and `removed`.
+Change tracking: when a case's subject or description changes, or a customer adds a public
+comment, the top `TRACKED` suggestions as staff see them are recomputed in the same
+transaction; if the list differs from the stored one (`case_suggestions`, whose baseline is
+stored silently when the case is created), the case stream gets `case.suggestions_changed`
+(INTERNAL) with `articleIds`, `added` and `removed`.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ async def suggested(ctx: Context, case_id: str, first: int | None) -> list[Sugge
         raise not_found("Case", "caseId")
     limit = check_first(DEFAULT_FIRST if first is None else first)
     query = await case_query(ctx, case)
-    hits = await rank(ctx, Scope.of(ctx), query.weights, ["ARTICLE"], max(limit * 3, 15))
+    hits = await rank(ctx, Scope.of(ctx), query.weights, ["ARTICLE"], max(limit * 3, 15), query.words)
     found = await readable(ctx, await boosted(ctx, hits), limit)
     return [Suggestion(doc, round(hit.score, 4), reason(query, hit)) for hit, _, doc in found]
 
@@ -113,12 +114,17 @@ async def suggested(ctx: Context, case_id: str, first: int | None) -> list[Sugge
 async def tracked(ctx: Context, case: Doc) -> list[str]:
     """The top suggestions as staff see them (from the index, inside the current transaction)."""
     query = await case_query(ctx, case)
-    hits = await rank(ctx, Scope(staff=True, uid=""), query.weights, ["ARTICLE"], TRACKED * 3)
+    hits = await rank(ctx, Scope(staff=True, uid=""), query.weights, ["ARTICLE"], TRACKED * 3, query.words)
     return [hit.doc_id for hit, _ in (await boosted(ctx, hits))[:TRACKED]]
 
 
-async def refresh(ctx: Context, case_id: str) -> list[str] | None:
-    """Recompute a case's tracked suggestions; emit `case.suggestions_changed` if they changed."""
+async def refresh(ctx: Context, case_id: str, *, created: bool = False) -> list[str] | None:
+    """Recompute a case's tracked suggestions; emit `case.suggestions_changed` if they changed.
+
+    For a new case (`created`) this only stores the baseline: the case's first timeline entries
+    belong to whoever opened it (e.g. a self-service session's steps), and an agent opening the
+    case reads `suggestedArticles` anyway.
+    """
     case = await ctx.db["cases"].find_one({"_id": case_id})
     if case is None:
         return None
@@ -130,7 +136,9 @@ async def refresh(ctx: Context, case_id: str) -> list[str] | None:
         return None
     await store.update_one({"caseId": case_id}, {"$set": {"articleIds": ids, "updatedAt": datetime.now(UTC)}},
                            upsert=True)
-    if ids == previous:  # first computation and nothing to suggest
+    if before is None and created:  # the baseline of a new case: nothing has changed yet
+        return None
+    if ids == previous:
         return None
     added = [a for a in ids if a not in previous]
     removed = [a for a in previous if a not in ids]
@@ -154,7 +162,7 @@ def _relevant(ctx: Context, event: Event) -> bool:
 async def _on_event(ctx: Context, event: Event) -> None:
     prefix, _, case_id = event.stream.partition(":")
     if prefix == "case" and _relevant(ctx, event):
-        await refresh(ctx, case_id)
+        await refresh(ctx, case_id, created=event.kind == "case.created")
 
 
 activity.on_emit(_on_event)

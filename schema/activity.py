@@ -15,6 +15,7 @@ from hub import metrics
 from hub.errors import HubError
 from hub.events import Event
 from resolvers import activity
+from schema import fanout
 from schema.common import JSON, Info, PageInfo, ctx, graphql_error, query
 from schema.users import User, user_ref
 
@@ -97,6 +98,16 @@ async def live_as(events: AsyncIterator[Event], make: Callable[[Event], T]) -> A
         metrics.SUBSCRIPTIONS.dec()
 
 
+def follow(info: Info, stream: str, after: str | None) -> AsyncGenerator[ActivityEvent, None]:
+    """A stream's events for a subscription: over the hub's WebSocket the live part is fanned out
+    (rendered once per event and group, `schema.fanout`); replayed events, and every other case,
+    are yielded and executed per subscriber."""
+    follower = fanout.follower(info, ActivityEvent.of)
+    if follower is None:
+        return live(activity.follow(ctx(info).fresh(), stream, after))
+    return live(activity.follow_fast(ctx(info).fresh(), stream, after, follower))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="History of one stream (`case:<id>`, `article:<id>`, …), oldest first.")
@@ -117,7 +128,7 @@ class Subscription:
         self, info: Info, case_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ActivityEvent, None]:
         stream = await query(activity.authorize(ctx(info), f"case:{case_id}"))
-        async for event in live(activity.follow(ctx(info).fresh(), stream, after)):
+        async for event in follow(info, stream, after):
             yield event
 
     @strawberry.subscription(description="Every change of an article: replay after `after`, then live.")
@@ -125,5 +136,5 @@ class Subscription:
         self, info: Info, article_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ActivityEvent, None]:
         stream = await query(activity.authorize(ctx(info), f"article:{article_id}"))
-        async for event in live(activity.follow(ctx(info).fresh(), stream, after)):
+        async for event in follow(info, stream, after):
             yield event

@@ -9,6 +9,7 @@ from strawberry.extensions import MaskErrors
 
 from hub import metrics
 from hub.errors import HubError
+from hub.store import is_outage, unavailable
 
 log = logging.getLogger("hub.errors")
 
@@ -16,6 +17,8 @@ log = logging.getLogger("hub.errors")
 def shape(error: GraphQLError) -> GraphQLError:
     """The client-facing form of one error (also used for subscription errors)."""
     original = error.original_error
+    if original is not None and is_outage(original):
+        original = unavailable(original)  # the store is down or hung: retryable, not INTERNAL
     if isinstance(original, HubError):
         extensions = {"code": original.code.value}
         if original.field:

@@ -51,6 +51,8 @@ def hub_env(redis_url: str, mongo_url: str) -> dict[str, str]:
         "HUB_TOKEN_RECHECK_S": "1",
         "HUB_WS_INIT_TIMEOUT_S": "1",
         "HUB_RATE_LIMIT_ANON_PER_MIN": "5000",  # every test client shares 127.0.0.1
+        "HUB_WEBHOOK_RETRY_BASE_S": "0.2",  # webhook retries in tenths of seconds (test_webhooks.py)
+        "HUB_WEBHOOK_POLL_S": "0.1",
     }
 
 

@@ -48,6 +48,7 @@ COMMENT = f"""mutation($s: ID!, $b: String!, $v: Visibility!) {{ commentAdd(inpu
   visibility: $v}}) {{ {ERR} comment {{ id }} }} }}"""
 COMMENTS = "query($s: ID!) { thread(id: $s) { comments { totalCount edges { node { body visibility } } } } }"
 INBOX = "{ notifications(first: 50) { edges { node { kind subjectId subjectKind summary } } } }"
+SEARCH = """query($q: String!, $k: [SearchKind!]) { search(query: $q, kinds: $k) { kind id title snippet } }"""
 ARTICLE = """mutation($t: String!, $i: String!) { articleCreate(input: {title: $t, issue: $i, resolution: "x"}) {
   errors { code message } article { id } } }"""
 
@@ -227,6 +228,13 @@ def test_drafts_and_internal_notes_never_reach_customers_or_anonymous_readers(
         assert responses[0]["forumThread"]["suggestedExperts"] == []
     text = json.dumps([anon.gql(PUBLIC_THREAD, id=thread["id"]), anon.gql(THREADS)])
     assert secret not in text and thread["caseId"] not in text
+    # drafts and notes are not searchable, the question and its answers are, by every customer
+    assert carol.gql(SEARCH, q="SECRET-DRAFT-tax-table-bug")["search"] == []
+    assert alice.gql(SEARCH, q="escalate", k=["FORUM_THREAD"])["search"] == []
+    alice.mutate(ANSWER, t=thread["id"], b="Reimport the quarterly spreadsheet")
+    hits = dan.gql(SEARCH, q="quarterly spreadsheet", k=["FORUM_THREAD"])["search"]
+    assert [(h["kind"], h["id"]) for h in hits] == [("FORUM_THREAD", thread["id"])]
+    assert secret not in json.dumps(hits)
     # customers cannot write drafts or internal notes on questions
     assert carol.mutate_error(DRAFT, t=thread["id"], b="x")["code"] == "FORBIDDEN"
     assert carol.mutate_error(COMMENT, s=thread["id"], b="x", v="PUBLIC")["code"] == "FORBIDDEN"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.harness import Client, HubProcess
-from tests.test_forum import COMMENT, COMMENTS, HISTORY, INBOX, Anonymous
+from tests.test_forum import COMMENT, COMMENTS, HISTORY, INBOX, SEARCH, Anonymous
 
 ERR = "errors { code message field }"
 FIELDS = """id title body status votes caseIds statusNote viewerVoted createdAt author { id }
@@ -118,3 +118,5 @@ def test_bad_input_and_filters(user: Callable[..., Client]) -> None:
     alice.mutate(STATUS, i=a["id"], s="DECLINED", n="Not planned")
     assert [e["node"]["id"] for e in carol.gql(IDEAS, f={"status": ["DECLINED"]})["ideas"]["edges"]] == [a["id"]]
     assert [e["node"]["id"] for e in carol.gql(IDEAS, f={"text": "bulk"})["ideas"]["edges"]] == [b["id"]]
+    hits = user("dan", "customer").gql(SEARCH, q="bulk edit tickets", k=["IDEA"])["search"]
+    assert [(h["kind"], h["id"]) for h in hits] == [("IDEA", b["id"])]

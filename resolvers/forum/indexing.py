@@ -1,36 +1,49 @@
-"""Keeping forum threads and ideas in the search index (`search(kinds: [FORUM_THREAD, IDEA])`).
+"""Forum threads and ideas in the search index (`search(kinds: [FORUM_THREAD, IDEA])`).
 
-Both are public within their tenant, so they are indexed for every audience; drafts, internal
-notes, linked cases and assessments are never indexed. Called inside the writes that change them.
-The search domain is optional at run time: without `resolvers.search` these calls do nothing.
+Both are public within their tenant, so every customer of the tenant may find them (staff always
+do). Indexed fields: a thread's `title` (weight 3), `tags` (2), `body` and its published
+`answers` (1); an idea's `title` (3) and `body` (1). Drafts, internal notes, linked cases and
+assessments are never indexed. Called inside the writes that change those fields.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any
-
 from hub.store import Doc
+from resolvers import search
 from resolvers.context import Context
 
-_search: Any = importlib.import_module("resolvers.search") if importlib.util.find_spec("resolvers.search") else None
-
-
-async def _index(ctx: Context, kind: str, doc: Doc, fields: dict[str, str]) -> None:
-    if _search is None or not hasattr(_search, "index_document"):
-        return
-    await _search.index_document(
-        ctx, kind, doc["_id"], fields=fields, weights={"title": 3.0, "body": 1.0, "tags": 2.0}, audience="PUBLIC",
-    )
+THREAD_WEIGHTS = {"title": 3.0, "tags": 2.0, "body": 1.0, "answers": 1.0}
+IDEA_WEIGHTS = {"title": 3.0, "body": 1.0}
+ANSWERS_INDEXED = 20
 
 
 async def thread(ctx: Context, doc: Doc) -> None:
-    """Index a forum thread (question title, body and tags)."""
-    await _index(ctx, "FORUM_THREAD", doc, {"title": doc["title"], "body": doc["body"],
-                                            "tags": " ".join(doc.get("tags") or [])})
+    """(Re-)index a forum thread with its latest published answers."""
+    answers = await ctx.db["forum_answers"].find(
+        {"threadId": doc["_id"]}, sort=[("_id", -1)], limit=ANSWERS_INDEXED, projection={"body": 1})
+    fields = {"title": doc["title"], "tags": " ".join(doc.get("tags") or []), "body": doc["body"],
+              "answers": "\n".join(a["body"] for a in reversed(answers))}
+    await search.index_document(ctx, "FORUM_THREAD", doc["_id"], fields=fields, audience={"public": True})
 
 
 async def idea(ctx: Context, doc: Doc) -> None:
-    """Index an idea (title and body)."""
-    await _index(ctx, "IDEA", doc, {"title": doc["title"], "body": doc["body"], "tags": ""})
+    """(Re-)index an idea."""
+    await search.index_document(ctx, "IDEA", doc["_id"], fields={"title": doc["title"], "body": doc["body"]},
+                                audience={"public": True})
+
+
+async def _visible(ctx: Context, collection: str, ids: list[str]) -> dict[str, Doc]:
+    docs = await ctx.loader(collection).load_many(ids)
+    return {d["_id"]: d for d in docs if d is not None}
+
+
+async def _threads(ctx: Context, ids: list[str]) -> dict[str, Doc]:
+    return await _visible(ctx, "forum_threads", ids)
+
+
+async def _ideas(ctx: Context, ids: list[str]) -> dict[str, Doc]:
+    return await _visible(ctx, "ideas", ids)
+
+
+search.register_kind("FORUM_THREAD", _threads, ("title", "tags", "body", "answers"), weights=THREAD_WEIGHTS)
+search.register_kind("IDEA", _ideas, ("title", "body"), weights=IDEA_WEIGHTS)

@@ -162,6 +162,7 @@ async def post_answer(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             {"_id": thread_id}, {"$set": {"status": status, "updatedAt": at}, "$inc": {"answerCount": 1, "version": 1}}
         )
         ctx.loader("forum_threads").clear(thread_id)
+        await indexing.thread(ctx, thread)
         await activity.emit(
             ctx, core.stream(thread_id), "forum.answer_posted", f"{me.name} answered “{thread['title']}”",
             {"threadId": thread_id, "answerId": answer["_id"], "body": excerpt(text), "fromDraft": from_draft},

@@ -91,7 +91,7 @@ async def search(ctx: Context, query: str, kinds: list[str] | None, first: int |
     if not terms:
         raise invalid("query has no searchable words (only punctuation or very common words)", "query")
     scope = Scope.of(ctx)
-    hits = await rank(ctx, scope, terms, chosen, max(limit * 3, 30))
+    hits = await rank(ctx, scope, terms, chosen, max(limit * 3, 30), text.surface_forms(value))
     found = await readable(ctx, await boosted(ctx, hits), limit)
     texts = {d["key"]: d.get("fields") or {} for d in await ctx.db["search_texts"].find(
         {"key": {"$in": [hit.key for hit, _, _ in found]}}, projection={"key": 1, "fields": 1})} if found else {}

@@ -2,19 +2,22 @@
 
 Collections (all tenant-scoped, every read through an index starting with `tenant`):
 
-- `search_postings` `{k, doc, tf, dl}`: one per (scope, kind, term) of a document, where
-  `k = "<scope>|<KIND>|<term>"` (index `tenant, k`), `doc = "<KIND>|<id>"` (index `tenant, doc`),
-  `tf` the field-weighted term frequency and `dl` the weighted length of the scope's text.
-  Scopes: `s` staff (every field), `p` every customer of the tenant (public fields of a public
-  document), `u:<uid>` one customer (public fields of a document only some customers read).
-  A query names exactly the keys its caller may match, so matching never touches text the
-  caller cannot read, and the store's filter is a plain `$in` on one indexed field.
+- `search_postings` `{k, t, doc, tf, dl, ptf, pdl}`: one per term `t` of a document, where
+  `k` lists `"<scope>|<KIND>|<term>"` for every scope that may match the term (multikey index
+  `tenant, k`) and `doc = "<KIND>|<id>"` (index `tenant, doc`). Scopes: `s` staff (every field),
+  `p` every customer of the tenant (public fields of a public document), `u:<uid>` one customer
+  (public fields of a document only some customers read); a term found only in internal fields
+  carries only its `s` key. `tf`/`dl` are the field-weighted term frequency and length over every
+  field (staff), `ptf`/`pdl` over the public fields (customers). A query names exactly the keys
+  its caller may match, so matching never touches text the caller cannot read, and the store's
+  filter is a plain `$in` on one indexed field.
 - `search_docs` `{key, kind, docId, title, boost, public, scopes, dl, pdl}`: the entry (index
   `tenant, key`, unique): the ranking boost and lengths, small so that corpus statistics
   (documents and average length per kind) aggregate quickly.
 - `search_texts` `{key, fields}`: the field texts snippets are cut from (read for final hits only).
-- `search_vocab` `{term, keys}`: every term ever indexed with its typo keys (index
-  `tenant, keys`), written outside the transaction (an accelerator: an extra term is harmless).
+- `search_vocab` `{term, stem, keys}`: every word (4+ letters) ever indexed, its stem and its typo
+  keys (index `tenant, keys`), written outside the transaction (an accelerator: an extra word is
+  harmless, it only ever expands to postings the caller may match).
 """
 
 from __future__ import annotations
@@ -123,9 +126,11 @@ async def index_document(
     tf, dl = _weighted(fields, weights)
     ptf, pdl = _weighted(public, weights)
     scopes = scopes_of(audience)
-    postings = [{"k": f"s|{kind}|{t}", "doc": key, "tf": round(n, 3), "dl": dl} for t, n in tf.items()]
-    for scope in scopes:
-        postings += [{"k": f"{scope}|{kind}|{t}", "doc": key, "tf": round(n, 3), "dl": pdl} for t, n in ptf.items()]
+    postings = [
+        {"k": [f"s|{kind}|{t}", *(f"{s}|{kind}|{t}" for s in scopes if t in ptf)], "t": t, "doc": key,
+         "tf": round(n, 3), "dl": dl, "ptf": round(ptf.get(t, 0.0), 3), "pdl": pdl}
+        for t, n in tf.items()
+    ]
     db = ctx.db
     await db["search_postings"].delete_many({"doc": key})
     await db["search_postings"].insert_many(postings)
@@ -136,7 +141,7 @@ async def index_document(
     await db["search_texts"].update_one(
         {"key": key}, {"$set": {"fields": {n: (v or "")[:MAX_FIELD_TEXT] for n, v in fields.items()}}}, upsert=True
     )
-    await _learn(ctx, set(tf))
+    await _learn(ctx, fields)
 
 
 async def set_boost(ctx: Context, kind: str, doc_id: str, boost: float) -> None:
@@ -152,31 +157,38 @@ async def remove_document(ctx: Context, kind: str, doc_id: str) -> None:
     await ctx.db["search_texts"].delete_one({"key": key})
 
 
-async def _learn(ctx: Context, terms: set[str]) -> None:
-    """Add unseen terms to the typo vocabulary, outside the transaction (idempotent upserts)."""
-    if not terms:
+async def _learn(ctx: Context, fields: Mapping[str, str]) -> None:
+    """Add unseen words to the typo vocabulary, outside the transaction (idempotent upserts)."""
+    seen = {w for value in fields.values() for w in text.words(value or "") if text.keep(w) and len(w) >= 4}
+    if not seen:
         return
     vocab = ctx.db["search_vocab"]
     async with ctx.hub.store.no_transaction():
-        known = {d["term"] for d in await vocab.find({"term": {"$in": sorted(terms)}}, projection={"term": 1})}
-        for term in sorted(terms - known):
+        known = {d["term"] for d in await vocab.find({"term": {"$in": sorted(seen)}}, projection={"term": 1})}
+        for word in sorted(seen - known):
             try:
-                await vocab.update_one({"term": term}, {"$setOnInsert": {"keys": text.typo_keys(term)}}, upsert=True)
+                await vocab.update_one(
+                    {"term": word}, {"$setOnInsert": {"stem": text.stem(word), "keys": text.typo_keys(word)}},
+                    upsert=True,
+                )
             except DuplicateKeyError:  # a concurrent writer learnt it first
                 pass
 
 
-async def similar(ctx: Context, terms: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """For each term of 4+ characters: known terms within one edit, with their distance."""
-    wanted = {t: text.typo_keys(t) for t in terms if len(t) >= 4}
+async def similar(ctx: Context, words: Mapping[str, str]) -> dict[str, list[tuple[str, int]]]:
+    """For each query term (`stem -> word typed`) of 4+ letters: the stems of known words one edit
+    away from the typed word (compared unstemmed: a misspelt word often stems differently)."""
+    wanted = {stem: text.typo_keys(word) for stem, word in words.items() if len(word) >= 4}
     keys = sorted({k for ks in wanted.values() for k in ks})
     if not keys:
         return {}
-    found = await ctx.db["search_vocab"].find({"keys": {"$in": keys}}, projection={"term": 1, "_id": 0})
+    found = await ctx.db["search_vocab"].find({"keys": {"$in": keys}}, projection={"term": 1, "stem": 1, "_id": 0})
     out: dict[str, list[tuple[str, int]]] = {}
-    for term in wanted:
-        near = [(d["term"], text.distance(term, d["term"], 1)) for d in found if d["term"] != term]
-        out[term] = sorted((t, n) for t, n in near if n <= 1)
+    for stem, word in words.items():
+        if stem not in wanted:
+            continue
+        near = {d["stem"]: text.distance(word, d["term"], 1) for d in found if d["stem"] != stem}
+        out[stem] = sorted((t, n) for t, n in near.items() if n <= 1)
     return out
 
 
@@ -204,6 +216,8 @@ async def stats(ctx: Context, audience: str) -> Stats:
     ])
     result = Stats(n={r["_id"]: int(r["n"]) for r in rows},
                    avgdl={r["_id"]: float(r["avgdl"] or 0.0) for r in rows})
+    if len(_STATS) > 10_000:  # many tenants: start over rather than grow without bound
+        _STATS.clear()
     _STATS[cache_key] = (time.monotonic(), result)
     return result
 

@@ -57,19 +57,24 @@ class Hit:
     """Query term → the indexed term that matched it (itself, or a typo neighbour)."""
 
 
-async def rank(ctx: Context, scope: Scope, query: dict[str, float], kinds: list[str], limit: int) -> list[Hit]:
-    """The best `limit` documents of `kinds` for the weighted query terms, by BM25 (no boost)."""
+async def rank(
+    ctx: Context, scope: Scope, query: dict[str, float], kinds: list[str], limit: int,
+    typed: dict[str, str] | None = None,
+) -> list[Hit]:
+    """The best `limit` documents of `kinds` for the weighted query terms (stems), by BM25 (no
+    boost); `typed` maps each stem to the word the user typed (for typo matching)."""
     if not query or not kinds:
         return []
-    near = await index.similar(ctx, list(query))
+    near = await index.similar(ctx, {t: (typed or {}).get(t, t) for t in query})
     wanted = set(query) | {t for ts in near.values() for t, _ in ts}
     keys = [f"{s}|{k}|{t}" for s in scope.keys for k in kinds for t in sorted(wanted)]
-    rows = await ctx.db["search_postings"].find({"k": {"$in": keys}}, projection={"_id": 0, "k": 1, "doc": 1,
-                                                                                   "tf": 1, "dl": 1})
+    tf_key, dl_key = ("tf", "dl") if scope.staff else ("ptf", "pdl")
+    rows = await ctx.db["search_postings"].find(
+        {"k": {"$in": keys}}, projection={"_id": 0, "t": 1, "doc": 1, tf_key: 1, dl_key: 1}
+    )
     postings: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for row in rows:
-        term = row["k"].rsplit("|", 1)[1]
-        postings[term][row["doc"]] = (float(row["tf"]), float(row["dl"]))
+        postings[row["t"]][row["doc"]] = (float(row[tf_key]), float(row[dl_key]))
     stats = await index.stats(ctx, "s" if scope.staff else "p")
     docs = {d for p in postings.values() for d in p}
     n = max(sum(stats.n.get(k, 0) for k in kinds), len(docs), 1)

@@ -9,7 +9,8 @@ articles, a customer searches and opens the cases, an agent asks for suggestions
 `evaluate(call)` is transport-neutral (`call(who, query, variables) -> data`, who is `editor`,
 `customer` or `agent`): the test suite runs it over HTTP against the shared hub, and
 `python -m tests.search_quality.bench` (or `scripts/bench_search`) in-process against an
-embedded store, writing `bench-results/search.json`.
+embedded store, writing `bench-results/search.json`. `--ablate stemming|typos|weights` (repeatable)
+switches a part of the ranking off in-process, to see what each part is worth.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ ROOT = HERE.parent.parent
 Call = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 PEOPLE = {"editor": (["editor", "agent"], "publisher"), "customer": (["customer"], None), "agent": (["agent"], None)}
 
-CREATE = """mutation($input: ArticleCreateInput!) { articleCreate(input: $input) { errors { message } article { id } } }"""
-VALIDATE = """mutation($id: ID!) { articleSetState(input: {articleId: $id, state: VALIDATED}) { errors { message } } }"""
+CREATE = """mutation($input: ArticleCreateInput!) { articleCreate(input: $input) {
+  errors { message } article { id } } }"""
+VALIDATE = """mutation($id: ID!) { articleSetState(input: {articleId: $id, state: VALIDATED}) {
+  errors { message } } }"""
 CASE = """mutation($s: String!, $d: String!) { caseCreate(input: {subject: $s, description: $d}) {
   errors { message } case { id } } }"""
 COMMENT = """mutation($id: ID!, $b: String!) { commentAdd(input: {subjectId: $id, body: $b}) { errors { message } } }"""
@@ -98,7 +101,24 @@ async def evaluate(call: Call) -> dict[str, Any]:
             "suggestions": _summary(suggest_ranks, suggest_s), "misses": misses}
 
 
-async def in_process() -> dict[str, Any]:
+def ablate(parts: list[str]) -> None:
+    """Switch parts of the ranking off in this process (for comparison runs only)."""
+    import dataclasses
+
+    from resolvers.search import index, text
+
+    if "stemming" in parts:
+        text.stem = lambda word: word  # type: ignore[assignment]
+    if "typos" in parts:
+        async def no_typos(ctx: Any, words: Any) -> dict[str, list[tuple[str, int]]]:
+            return {}
+        index.similar = no_typos  # type: ignore[assignment]
+    if "weights" in parts:
+        for kind, spec in list(index.REGISTRY.items()):
+            index.REGISTRY[kind] = dataclasses.replace(spec, default_weights={})
+
+
+async def in_process(ablated: list[str] | None = None) -> dict[str, Any]:
     """Run `evaluate` against a fresh embedded store with the hub's resolvers in this process."""
     from hub.auth import Identity
     from hub.embedded import EmbeddedStore
@@ -110,6 +130,7 @@ async def in_process() -> dict[str, Any]:
     store = EmbeddedStore(":memory:").start()
     hub = await Hub.start(Settings(mongodb_url=store.url, mongodb_db=f"bench_{uuid.uuid4().hex[:8]}"))
     schema = build(hub.settings)
+    ablate(ablated or [])
     tenant = f"bench{uuid.uuid4().hex[:6]}"
 
     async def call(who: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -130,8 +151,15 @@ async def in_process() -> dict[str, Any]:
 
 
 def main() -> None:
-    results = asyncio.run(in_process())
-    out = ROOT / "bench-results" / "search.json"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ablate", action="append", choices=["stemming", "typos", "weights"], default=[])
+    args = parser.parse_args()
+    results = asyncio.run(in_process(args.ablate))
+    results["ablated"] = args.ablate
+    name = "search" + "".join(f"-no-{part}" for part in args.ablate)
+    out = ROOT / "bench-results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     for name in ("search", "suggestions"):

@@ -1,0 +1,232 @@
+"""Subscriber load generator: one process holds many graphql-transport-ws connections.
+
+Each connection is a bare `asyncio.Protocol` driving the `websockets` sans-I/O client (no task and
+no queue per connection, no compression), so one process receives tens of thousands of frames per
+second. For every `next` frame it records the stream `seq` (gaps, duplicates) and the latency from
+the send time embedded in the event (`data.body` = `"<phase>:<n>:<unix time>"`). A subscription
+ended by a resumable error (`SLOW_CONSUMER`) resubscribes from its last cursor, like a real client.
+
+Driven by the harness over a `multiprocessing` pipe: `open` → `status` → … → `report` → `close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from array import array
+from collections import defaultdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+
+class Stats:
+    """What one process saw, per publishing phase."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[int, array[float]] = defaultdict(lambda: array("d"))
+        self.last_recv: dict[int, float] = {}
+        self.gaps = 0
+        self.duplicates = 0
+        self.errors: dict[str, int] = defaultdict(int)
+        self.resubscribes = 0
+        self.received = 0
+
+
+class Subscriber(asyncio.Protocol):
+    """One WebSocket connection with one subscription."""
+
+    def __init__(self, url: str, token: str, query: str, variables: dict[str, Any], stats: Stats) -> None:
+        self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("graphql-transport-ws")], max_size=None)
+        self.token = token
+        self.query = query
+        self.variables = variables
+        self.stats = stats
+        self.transport: asyncio.Transport | None = None
+        self.last_seq: int | None = None
+        self.cursor: str | None = None
+        self.op = 0
+        self.live = False
+        self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                if self.ws.handshake_exc is not None:
+                    self._fail(self.ws.handshake_exc)
+                else:
+                    self._send({"type": "connection_init", "payload": {"authorization": f"Bearer {self.token}"}})
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self._message(event.data)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.acked.done():
+            self.acked.set_exception(ConnectionError(f"closed before connection_ack: {exc}"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.acked.done():
+            self.acked.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.ws.send_text(orjson.dumps(message))
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def subscribe(self) -> None:
+        self.op += 1
+        variables = dict(self.variables)
+        if self.cursor is not None:
+            variables["after"] = self.cursor
+        self._send({"id": str(self.op), "type": "subscribe", "payload": {"query": self.query, "variables": variables}})
+
+    def _message(self, raw: bytes) -> None:
+        message = orjson.loads(raw)
+        kind = message["type"]
+        if kind == "next":
+            payload = message["payload"]
+            if "errors" in payload:
+                self._error(payload["errors"])
+                return
+            self._event(next(iter(payload["data"].values())))
+        elif kind == "connection_ack":
+            self.subscribe()
+            if not self.acked.done():
+                self.acked.set_result(None)
+        elif kind == "ping":
+            self._send({"type": "pong"})
+        elif kind == "error":
+            self._error(message["payload"])
+
+    def _event(self, event: dict[str, Any]) -> None:
+        now = time.time()
+        stats = self.stats
+        stats.received += 1
+        self.live = True
+        seq = event["seq"]
+        last = self.last_seq
+        if last is not None:
+            if seq <= last:
+                stats.duplicates += 1
+                return
+            if seq != last + 1:
+                stats.gaps += seq - last - 1
+        self.last_seq = seq
+        self.cursor = event.get("cursor")
+        phase, _, sent = event["data"]["body"].split(":")
+        p = int(phase)
+        stats.latencies[p].append(now - float(sent))
+        stats.last_recv[p] = now
+
+    def _error(self, errors: list[dict[str, Any]]) -> None:
+        extensions = (errors[0].get("extensions") or {}) if errors else {}
+        self.stats.errors[str(extensions.get("reason") or extensions.get("code") or "UNKNOWN")] += 1
+        if extensions.get("resumable"):
+            self.stats.resubscribes += 1
+            asyncio.get_running_loop().call_later(0.05, self.subscribe)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+
+async def _open_all(specs: list[dict[str, Any]], stats: Stats, concurrency: int = 64) -> tuple[list[Subscriber], int]:
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+    opened: list[Subscriber] = []
+    failed = 0
+
+    async def one(spec: dict[str, Any]) -> None:
+        nonlocal failed
+        async with gate:
+            host, port = spec["url"].split("//", 1)[1].split("/", 1)[0].split(":")
+            for attempt in range(5):
+                try:
+                    _, sub = await loop.create_connection(
+                        lambda: Subscriber(spec["url"], spec["token"], spec["query"], spec["variables"], stats),
+                        host, int(port))
+                    await asyncio.wait_for(sub.acked, 20)
+                    opened.append(sub)
+                    return
+                except (OSError, TimeoutError, ConnectionError):
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            failed += 1
+
+    await asyncio.gather(*(one(spec) for spec in specs))
+    return opened, failed
+
+
+def _report(stats: Stats) -> dict[str, Any]:
+    return {
+        "phases": {p: {"latencies": lat.tobytes(), "last_recv": stats.last_recv.get(p)} for p, lat in
+                   stats.latencies.items()},
+        "gaps": stats.gaps, "duplicates": stats.duplicates, "errors": dict(stats.errors),
+        "resubscribes": stats.resubscribes, "received": stats.received,
+    }
+
+
+async def _serve(pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    stats = Stats()
+    subs: list[Subscriber] = []
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
+    while True:
+        command = await commands.get()
+        kind = command["cmd"]
+        if kind == "open":
+            opened, failed = await _open_all(command["specs"], stats)
+            subs += opened
+            pipe.send({"opened": len(opened), "failed": failed})
+        elif kind == "status":
+            pipe.send({"live": sum(1 for s in subs if s.live and not s.closed), "open": sum(not s.closed for s in subs),
+                       "received": stats.received,
+                       "at_least": min((s.last_seq or 0) for s in subs) if subs else 0})
+        elif kind == "report":
+            pipe.send(_report(stats))
+            stats = Stats()
+            for sub in subs:
+                sub.stats = stats
+        elif kind == "close":
+            for sub in subs:
+                sub.close()
+            await asyncio.sleep(0.1)
+            pipe.send({"closed": len(subs)})
+            return
+
+
+def worker(pipe: Connection) -> None:
+    """Entry point of a load-generator process."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(_serve(pipe))

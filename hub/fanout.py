@@ -1,0 +1,405 @@
+"""Fan-out of live activity streams: one bus subscription per stream per process, one payload per
+event and selection set, the same bytes written to every socket.
+
+The per-subscriber path (`resolvers.activity.follow` under strawberry) gives every subscriber its
+own bus queue, JSON decode, GraphQL execution and encoding. Here, per process:
+
+* :class:`StreamHub` keeps one bus subscription per stream, decodes each event once and keeps the
+  stream in order: duplicates are dropped, a `seq` jump or a :class:`~hub.bus.Resync` is back-filled
+  from the store, and an overflow of its own queue resubscribes and back-fills (nobody is cut off).
+* Its :class:`Follower` s are grouped by the caller's key (selection set, variables, audience); a
+  group renders the `payload` of a `next` frame once per event, and every live follower of the
+  group gets `{"id":…,"type":"next","payload":…}` built by string concatenation.
+* :class:`FrameSink` writes one connection's frames: the ASGI send is started inline (it completes
+  synchronously unless the socket's buffer is full), so a delivery costs no task switch; while the
+  socket is blocked frames wait in a backlog of at most `limit`, beyond which the connection's
+  followers end with :class:`~hub.bus.SubscriberOverflow` (`SLOW_CONSUMER`).
+
+A follower first buffers what the stream delivers while its owner replays from the store, then
+goes live (`go_live(last)`): `resolvers.activity.follow_fast` keeps `follow`'s guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from hub import metrics
+from hub.bus import Bus, Resync, SubscriberOverflow, Subscription
+from hub.errors import ErrorCode, HubError
+from hub.events import Event, EventLog, Visibility, channel
+
+log = logging.getLogger("hub.fanout")
+
+Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+Render = Callable[[Event], Awaitable[str]]
+"""Renders the JSON `payload` of a `next` frame for one event (once per group)."""
+
+PAGE = 500
+EXPIRY_GRACE = 2.0
+"""Seconds past a token's `exp` before its follower is ended (the socket's watchdog closes at `exp`)."""
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], blocker: Any) -> None:
+    """Drive a coroutine that `send(None)` suspended on `blocker` to its end, as a task would."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if isinstance(blocker, asyncio.Future):
+                blocker._asyncio_future_blocking = False
+                woken: asyncio.Future[None] = loop.create_future()
+
+                def wake(_: object, woken: asyncio.Future[None] = woken) -> None:
+                    if not woken.done():
+                        woken.set_result(None)
+
+                blocker.add_done_callback(wake)
+                await woken
+            elif blocker is None:
+                await asyncio.sleep(0)
+            else:
+                raise RuntimeError(f"send yielded {blocker!r}")
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            blocker = coro.send(None)
+        except StopIteration:
+            return
+
+
+class FrameSink:
+    """The text frames of one WebSocket connection, written without a task per frame."""
+
+    def __init__(self, send: Send, limit: int) -> None:
+        self._send = send
+        self.limit = limit
+        self._backlog: deque[tuple[object, str]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._idle: list[asyncio.Future[None]] = []
+        self._listeners: dict[object, Callable[[BaseException], None]] = {}
+        self.overflowed = False
+        self.broken = False
+        self.sent = 0
+
+    @property
+    def usable(self) -> bool:
+        return not (self.overflowed or self.broken)
+
+    def listen(self, owner: object, on_overflow: Callable[[BaseException], None]) -> None:
+        self._listeners[owner] = on_overflow
+
+    def discard(self, owner: object) -> None:
+        """Forget `owner`: its frames still waiting are dropped (its operation is over)."""
+        self._listeners.pop(owner, None)
+        if self._backlog:
+            self._backlog = deque(item for item in self._backlog if item[0] is not owner)
+
+    def write(self, owner: object, frame: str) -> None:
+        if self.overflowed or self.broken:
+            return
+        if self._flusher is not None:
+            if len(self._backlog) >= self.limit:
+                self._overflow()
+            else:
+                self._backlog.append((owner, frame))
+            return
+        coro = self._send({"type": "websocket.send", "text": frame})
+        try:
+            blocker = coro.send(None)
+        except StopIteration:
+            self.sent += 1
+            return
+        except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
+            self.broken = True
+            return
+        self._flusher = asyncio.ensure_future(self._flush(coro, blocker))
+
+    async def idle(self) -> None:
+        """Wait until nothing is being written (the frame in flight and the backlog are out)."""
+        if self._flusher is not None:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter
+
+    def close(self) -> None:
+        self.broken = True
+        self._backlog.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+
+    async def _flush(self, coro: Coroutine[Any, Any, Any], blocker: Any) -> None:
+        try:
+            await _resume(coro, blocker)
+            self.sent += 1
+            while self._backlog and self.usable:
+                _, frame = self._backlog.popleft()
+                await self._send({"type": "websocket.send", "text": frame})
+                self.sent += 1
+        except asyncio.CancelledError:
+            self.broken = True
+        except Exception:
+            self.broken = True
+            self._backlog.clear()
+        finally:
+            self._flusher = None
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._backlog.clear()
+        error = SubscriberOverflow(f"connection fell more than {self.limit} frames behind")
+        for on_overflow in list(self._listeners.values()):
+            on_overflow(error)
+
+
+class Follower:
+    """One subscriber as its stream sees it: buffering while its owner replays, then written to."""
+
+    __slots__ = ("closed", "ended", "exp", "group", "key", "limit", "live", "pending", "prefix",
+                 "render", "sink", "staff", "start")
+
+    def __init__(self, key: Hashable, *, staff: bool, render: Render, sink: FrameSink, op_id: str,
+                 exp: float | None, limit: int) -> None:
+        self.key = key
+        self.staff = staff
+        self.render = render
+        self.sink = sink
+        self.prefix = '{"id":' + json.dumps(op_id) + ',"type":"next","payload":'
+        self.exp = exp
+        self.limit = limit
+        self.pending: deque[Event] = deque()
+        self.live = False
+        self.start = 0
+        self.closed = False
+        self.group: _Group | None = None
+        self.ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def finish(self, reason: BaseException) -> None:
+        """End this follower (its owner raises `reason` once the connection's frames are out)."""
+        self.closed = True
+        self.pending.clear()
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+    def offer(self, event: Event) -> None:
+        """Buffer a live event while the owner replays (bounded like a bus queue)."""
+        if self.closed:
+            return
+        if len(self.pending) >= self.limit:
+            self.finish(SubscriberOverflow(f"subscriber fell more than {self.limit} events behind"))
+        else:
+            self.pending.append(event)
+
+    def go_live(self, last: int) -> None:
+        """From now on the stream writes events after `last` straight to the socket."""
+        self.start = last
+        self.live = True
+        if self.group is not None:
+            self.group.buffering.discard(self)
+            self.group.live.add(self)
+
+
+class _Group:
+    __slots__ = ("buffering", "live", "render", "staff")
+
+    def __init__(self, staff: bool, render: Render) -> None:
+        self.staff = staff
+        self.render = render
+        self.buffering: set[Follower] = set()
+        self.live: set[Follower] = set()
+
+
+class _Stream:
+    def __init__(self, tenant: str, stream: str) -> None:
+        self.tenant = tenant
+        self.stream = stream
+        self.channel = channel(tenant, stream)
+        self.last = 0
+        self.groups: dict[Hashable, _Group] = {}
+        self.members = 0
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, follower: Follower) -> None:
+        group = self.groups.get(follower.key)
+        if group is None:
+            group = self.groups[follower.key] = _Group(follower.staff, follower.render)
+        follower.group = group
+        (group.live if follower.live else group.buffering).add(follower)
+
+    def remove(self, follower: Follower) -> None:
+        group = follower.group
+        if group is None:
+            return
+        group.live.discard(follower)
+        group.buffering.discard(follower)
+        if not group.live and not group.buffering and self.groups.get(follower.key) is group:
+            del self.groups[follower.key]
+        follower.group = None
+
+    def fail(self, reason: BaseException) -> None:
+        for group in list(self.groups.values()):
+            for follower in (*group.live, *group.buffering):
+                follower.finish(reason)
+
+
+class StreamHub:
+    """This process's live streams (one per `tenant|stream` with followers)."""
+
+    def __init__(self, bus: Bus, events: EventLog) -> None:
+        self.bus = bus
+        self.events = events
+        self._streams: dict[str, _Stream] = {}
+        self.resubscribes = 0
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def followers(self) -> int:
+        return sum(s.members for s in self._streams.values())
+
+    @asynccontextmanager
+    async def join(self, tenant: str, stream: str, follower: Follower) -> AsyncIterator[None]:
+        """Follow `stream` while inside: the stream's bus subscription is in effect on entry, and
+        every event after the stream's position then is offered to the follower (buffered until
+        `go_live`). Raises what prevented the subscription (e.g. `BusBackendError`)."""
+        name = channel(tenant, stream)
+        state = self._streams.get(name)
+        if state is None:
+            state = self._streams[name] = _Stream(tenant, stream)
+            state.task = asyncio.create_task(self._run(state), name=f"hub.fanout:{name}")
+        state.members += 1
+        try:
+            await asyncio.shield(state.ready)
+            state.add(follower)
+            follower.sink.listen(follower, follower.finish)
+            yield
+        finally:
+            follower.closed = True
+            follower.sink.discard(follower)
+            state.remove(follower)
+            state.members -= 1
+            if state.members == 0:
+                self._close(state)
+
+    def _close(self, state: _Stream) -> None:
+        if self._streams.get(state.channel) is state:
+            del self._streams[state.channel]
+        if state.task is not None:
+            state.task.cancel()
+
+    async def _run(self, state: _Stream) -> None:
+        """Own the stream's bus subscription: pump it, resubscribe after an overflow."""
+        first = True
+        try:
+            while True:
+                async with self.bus.subscribe(state.channel) as sub:
+                    if first:
+                        state.last = await self.events.last_seq(state.tenant, state.stream)
+                        state.ready.set_result(None)
+                        first = False
+                    else:
+                        await self._backfill(state)
+                    try:
+                        await self._pump(state, sub)
+                    except SubscriberOverflow:
+                        self.resubscribes += 1
+                        log.warning("fan-out of %s fell behind its bus queue: resubscribing", state.channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._streams.get(state.channel) is state:
+                del self._streams[state.channel]
+            if not state.ready.done():
+                state.ready.set_exception(exc)
+                state.ready.exception()  # retrieved by the joiners; never "unretrieved"
+            state.fail(exc)
+        finally:
+            if not state.ready.done():
+                state.ready.cancel()
+
+    async def _pump(self, state: _Stream, sub: Subscription) -> None:
+        while True:
+            message = await sub.get()
+            if isinstance(message, Resync):
+                await self._backfill(state)
+                continue
+            event = Event.from_json(message)
+            if event.seq <= state.last:
+                continue  # already delivered (back-fill, or a copy republished by the relay)
+            if event.seq != state.last + 1:
+                await self._backfill(state)  # a message lost, or published out of order
+                continue
+            state.last = event.seq
+            await self._dispatch(state, event)
+
+    async def _backfill(self, state: _Stream) -> None:
+        while True:
+            batch = await self.events.history(state.tenant, state.stream, state.last, PAGE)
+            for event in batch:
+                if event.seq > state.last:
+                    state.last = event.seq
+                    await self._dispatch(state, event)
+            if len(batch) < PAGE:
+                return
+
+    async def _dispatch(self, state: _Stream, event: Event) -> None:
+        """Offer `event` to buffering followers, then render it once per group and write it."""
+        public = event.visibility is Visibility.PUBLIC
+        todo: list[_Group] = []
+        for group in list(state.groups.values()):
+            for follower in list(group.buffering):
+                follower.offer(event)
+            if group.live and (public or group.staff):
+                todo.append(group)
+        delivered = 0
+        for group in todo:
+            try:
+                payload = await group.render(event)
+            except Exception as exc:  # a failing renderer ends its own group only
+                log.exception("fan-out: rendering %s failed", event.kind)
+                for follower in (*group.live, *group.buffering):
+                    follower.finish(exc)
+                continue
+            delivered += self._write(group, event.seq, payload)
+        if delivered:
+            metrics.EVENTS_DELIVERED.inc(delivered)
+            metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
+
+    @staticmethod
+    def _write(group: _Group, seq: int, payload: str) -> int:
+        deadline = time.time() - EXPIRY_GRACE
+        frames: dict[str, str] = {}
+        written = 0
+        for follower in group.live:
+            if follower.closed or seq <= follower.start:
+                continue
+            if follower.exp is not None and follower.exp <= deadline:
+                follower.finish(HubError(ErrorCode.UNAUTHENTICATED, "Token expired"))
+                continue
+            frame = frames.get(follower.prefix)
+            if frame is None:
+                frame = frames[follower.prefix] = follower.prefix + payload + "}"
+            follower.sink.write(follower, frame)
+            written += 1
+        return written
+
+
+def stream_hub(bus: Bus, events: EventLog, extras: dict[str, object]) -> StreamHub:
+    """The process's stream hub (made on first use, kept in `Hub.extras`)."""
+    found = extras.get("fanout")
+    if not isinstance(found, StreamHub):
+        found = extras["fanout"] = StreamHub(bus, events)
+    return found

@@ -1,0 +1,259 @@
+"""The fan-out fast path (hub/fanout.py, schema/fanout.py): payloads rendered once per event and
+group are exactly those strawberry renders per subscriber, for every audience, selection set and
+variable; the path is really taken where it may be, and not where it may not."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.harness import Client, GraphQLErrors, HubProcess, Subscription
+from tests.test_activity import ASSIGN, CASE_ACTIVITY, CREATE, FOLLOW, SET_STATUS, UNFOLLOW, all_history
+
+COMMENT = """mutation($id: ID!, $b: String!, $v: Visibility) { commentAdd(input: {subjectId: $id, body: $b,
+  visibility: $v}) { errors { code } } }"""
+
+# Documents a client may send for the same stream: every shape the fast path must get right.
+DOCUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "plain": ("""subscription($id: ID!) { caseActivity(caseId: $id) {
+        id seq cursor stream kind visibility summary occurredAt data actor { id } } }""", {}),
+    "aliases": ("""subscription S($id: ID!) { ev: caseActivity(caseId: $id) {
+        n: seq k: kind __typename who: actor { __typename uid: id } } }""", {}),
+    "fragments": ("""subscription($id: ID!) { caseActivity(caseId: $id) { ...Head ... on ActivityEvent { data } } }
+        fragment Head on ActivityEvent { seq kind visibility actor { ...Who } }
+        fragment Who on User { id name roles }""", {}),
+    "include-on": ("""subscription($id: ID!, $full: Boolean!) { caseActivity(caseId: $id) {
+        seq summary @include(if: $full) data @skip(if: $full) } }""", {"full": True}),
+    "include-off": ("""subscription($id: ID!, $full: Boolean!) { caseActivity(caseId: $id) {
+        seq summary @include(if: $full) data @skip(if: $full) } }""", {"full": False}),
+    "named-of-two": ("""query Other { viewer { id } }
+        subscription Live($id: ID!) { caseActivity(caseId: $id) { seq kind actor { id name } } }""", {}),
+    "viewer-dependent": ("""subscription($id: ID!) { caseActivity(caseId: $id) {
+        seq actor { id online } } }""", {}),
+}
+OPERATION_NAMES = {"named-of-two": "Live"}
+
+
+def gauge(hub: HubProcess, name: str) -> float:
+    """A gauge of the hub's /metrics (the fan-out gauges are refreshed by the scrape)."""
+    text = httpx.get(f"{hub.url}/metrics", timeout=10).text
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+@contextmanager
+def raw_socket(hub: HubProcess, client: Client) -> Iterator[ClientConnection]:
+    """An acknowledged graphql-transport-ws connection (operations are up to the test)."""
+    with connect(hub.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {client.token}"}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        yield ws
+
+
+def subscribe(ws: ClientConnection, op_id: str, query: str, operation_name: str | None = None,
+              **variables: Any) -> None:
+    payload: dict[str, Any] = {"query": query, "variables": variables}
+    if operation_name:
+        payload["operationName"] = operation_name
+    ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+
+
+def frames(ws: ClientConnection, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The next `n` operation messages (`next`/`error`/`complete`), pings answered."""
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        message = json.loads(ws.recv(timeout=timeout))
+        if message["type"] == "ping":
+            ws.send(json.dumps({"type": "pong"}))
+        elif message["type"] != "pong":
+            out.append(message)
+    return out
+
+
+def wait_followers(hub: HubProcess, at_least: int) -> None:
+    deadline = time.monotonic() + 10
+    while gauge(hub, "hub_fanout_followers") < at_least:
+        assert time.monotonic() < deadline, "subscribers never went live on the fast path"
+        time.sleep(0.05)
+
+
+def busy_case(alice: Client, carol: Client, case_id: str) -> None:
+    """PUBLIC and INTERNAL events of several kinds and actors."""
+    alice.mutate(ASSIGN, id=case_id, to="alice")  # INTERNAL
+    carol.mutate(COMMENT, id=case_id, b="It still drops", v="PUBLIC")  # PUBLIC, by the customer
+    alice.mutate(COMMENT, id=case_id, b="internal note", v="INTERNAL")  # INTERNAL
+    alice.mutate(SET_STATUS, id=case_id, s="OPEN")  # PUBLIC
+    alice.mutate(UNFOLLOW, id=case_id)  # INTERNAL
+    alice.mutate(SET_STATUS, id=case_id, s="PENDING")  # PUBLIC
+
+
+def test_fast_path_payloads_are_exactly_the_per_subscriber_ones(
+    hub: HubProcess, spawn_hub: Callable[..., HubProcess], user: Callable[..., Client]
+) -> None:
+    # given a legacy hub (strawberry per subscriber) next to the fast one, on one store and Redis
+    legacy = spawn_hub(HUB_WS_FANOUT="0")
+    carol, alice = user("carol", "customer"), user("alice", "agent")
+    case_id = carol.mutate(CREATE, s="VPN drops")["case"]["id"]
+    alice.mutate(FOLLOW, id=case_id)
+    viewers = {"customer": carol, "agent": alice}
+    with ExitStack() as stack:
+        sockets: dict[tuple[str, str, str], ClientConnection] = {}
+        # when every document is subscribed by a customer and an agent on both hubs
+        for where, process in (("fast", hub), ("legacy", legacy)):
+            for who, client in viewers.items():
+                for name, (document, variables) in DOCUMENTS.items():
+                    ws = stack.enter_context(raw_socket(process, client))
+                    subscribe(ws, "op-1", document, OPERATION_NAMES.get(name), id=case_id, **variables)
+                    sockets[where, who, name] = ws
+        wait_followers(hub, 2 * len(DOCUMENTS))
+        assert gauge(legacy, "hub_fanout_followers") == 0
+        busy_case(alice, carol, case_id)
+        # then each gets the same frames from both, customers only the PUBLIC events
+        got = {key: frames(ws, 3 if key[1] == "customer" else 6) for key, ws in sockets.items()}
+    for who in viewers:
+        for name in DOCUMENTS:
+            fast, slow = got["fast", who, name], got["legacy", who, name]
+            assert fast == slow, (who, name)
+            assert all(f["type"] == "next" and f["id"] == "op-1" and "errors" not in f["payload"] for f in fast)
+    seqs = [f["payload"]["data"]["caseActivity"]["seq"] for f in got["fast", "agent", "plain"]]
+    assert seqs == [3, 4, 5, 6, 7, 8]
+    public = [f["payload"]["data"]["caseActivity"] for f in got["fast", "customer", "plain"]]
+    assert [(e["seq"], e["visibility"]) for e in public] == [(4, "PUBLIC"), (6, "PUBLIC"), (8, "PUBLIC")]
+    aliased = got["fast", "agent", "aliases"][0]["payload"]["data"]
+    assert aliased == {"ev": {"n": 3, "k": "case.assigned", "__typename": "ActivityEvent",
+                              "who": {"__typename": "User", "uid": "alice"}}}
+    on, off = got["fast", "agent", "include-on"][0], got["fast", "agent", "include-off"][0]
+    assert set(on["payload"]["data"]["caseActivity"]) == {"seq", "summary"}
+    assert set(off["payload"]["data"]["caseActivity"]) == {"seq", "data"}
+    named = got["fast", "customer", "named-of-two"][0]["payload"]["data"]["caseActivity"]
+    assert named["actor"]["id"] == "carol" and named["kind"] == "comment.added"
+    # `online` depends on the viewer (rendered per identity, still equal to the legacy path above)
+    assert set(got["fast", "customer", "viewer-dependent"][0]["payload"]["data"]["caseActivity"]["actor"]) == {
+        "id", "online"}
+
+
+def test_many_subscribers_on_two_processes_get_every_event_once_in_their_audience(
+    hub: HubProcess, spawn_hub: Callable[..., HubProcess], user: Callable[..., Client]
+) -> None:
+    # given 24 subscribers of one case, customers and agents, spread over two processes
+    other = spawn_hub()
+    carol, alice = user("carol", "customer"), user("alice", "agent")
+    case_id = carol.mutate(CREATE, s="Printer on fire")["case"]["id"]
+    alice.mutate(FOLLOW, id=case_id)
+    with ExitStack() as stack:
+        subs: list[tuple[str, Subscription]] = []
+        for i in range(24):
+            client = carol if i % 3 == 0 else user(f"agent{i}", "agent")
+            process = hub if i % 2 else other
+            subs.append(("customer" if client is carol else "agent",
+                         stack.enter_context(client.subscribe(CASE_ACTIVITY, hub=process, id=case_id))))
+        wait_followers(hub, 12)
+        wait_followers(other, 12)
+        # when 30 events are written through both processes, a third of them INTERNAL
+        writers = [alice, Client(other, "alice", "agent", alice.tenant)]
+        for i in range(30):
+            writer = writers[i % 2]
+            writer.mutate(COMMENT, id=case_id, b=f"note {i}", v="INTERNAL" if i % 3 == 0 else "PUBLIC")
+        # then every agent got all 30 in order, every customer exactly the 20 PUBLIC ones
+        for audience, sub in subs:
+            expected = [3 + i for i in range(30) if audience == "agent" or i % 3]
+            events = [e["caseActivity"] for e in sub.take(len(expected))]
+            assert [e["seq"] for e in events] == expected
+            assert audience == "agent" or {e["visibility"] for e in events} == {"PUBLIC"}
+            assert sub.nothing(0.05)
+
+
+def test_operations_on_one_connection_keep_their_ids_and_complete_independently(
+    hub: HubProcess, user: Callable[..., Client]
+) -> None:
+    carol, alice = user("carol", "customer"), user("alice", "agent")
+    case_id = carol.mutate(CREATE, s="Two tabs")["case"]["id"]
+    seq_only, kinds = DOCUMENTS["include-off"][0], DOCUMENTS["aliases"][0]
+    with raw_socket(hub, alice) as ws:
+        # given two operations on one connection, with different selections
+        subscribe(ws, "a", seq_only, id=case_id, full=False)
+        subscribe(ws, "b", kinds, id=case_id)
+        wait_followers(hub, 2)
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        first = frames(ws, 2)
+        assert {f["id"] for f in first} == {"a", "b"}
+        by_id = {f["id"]: f["payload"]["data"] for f in first}
+        assert by_id["a"] == {"caseActivity": {"seq": 2, "data": {"from": "NEW", "to": "OPEN"}}}
+        assert by_id["b"]["ev"]["n"] == 2
+        # when one completes, then only the other keeps receiving
+        ws.send(json.dumps({"id": "a", "type": "complete"}))
+        time.sleep(0.2)
+        alice.mutate(SET_STATUS, id=case_id, s="PENDING")
+        (only,) = frames(ws, 1)
+        assert only["id"] == "b" and only["payload"]["data"]["ev"]["n"] == 3
+        # and the freed id can be reused at once
+        subscribe(ws, "a", seq_only, id=case_id, full=True)
+        wait_followers(hub, 2)
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        again = {f["id"]: f["payload"]["data"] for f in frames(ws, 2)}
+        assert again["a"]["caseActivity"]["seq"] == 4 and "summary" in again["a"]["caseActivity"]
+
+
+def test_ineligible_operations_take_the_ordinary_path_and_still_work(
+    hub: HubProcess, user: Callable[..., Client]
+) -> None:
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Odd documents")["case"]["id"]
+    before = gauge(hub, "hub_fanout_followers")
+    via_fragment = """subscription($id: ID!) { ...Root } fragment Root on Subscription {
+        caseActivity(caseId: $id) { seq kind } }"""
+    with alice.subscribe(via_fragment, id=case_id) as sub:
+        time.sleep(0.3)
+        assert gauge(hub, "hub_fanout_followers") == before  # not on the fast path
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        assert sub.next()["caseActivity"] == {"seq": 2, "kind": "case.status_changed"}
+    # a document strawberry refuses is refused the same way (validation runs before the fast path)
+    with alice.subscribe("subscription($id: ID!) { caseActivity(caseId: $id) { nope } }", id=case_id) as bad:
+        with pytest.raises(GraphQLErrors):
+            bad.next()
+
+
+def test_resume_while_events_are_written_has_no_gap_and_no_duplicate(
+    hub: HubProcess, user: Callable[..., Client]
+) -> None:
+    # given a case with history, and a writer adding to it all the time
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Busy")["case"]["id"]
+    for i in range(10):
+        alice.mutate(COMMENT, id=case_id, b=f"old {i}", v="PUBLIC")
+    cursor = all_history(alice, f"case:{case_id}")[0]["cursor"]
+    stop = threading.Event()
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set() and i < 60:
+            alice.mutate(COMMENT, id=case_id, b=f"new {i}", v="PUBLIC")
+            i += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        # when subscribers resume from the first event while it writes (replay overlaps live)
+        with ExitStack() as stack:
+            subs = [stack.enter_context(alice.subscribe(CASE_ACTIVITY, id=case_id, after=cursor)) for _ in range(4)]
+            time.sleep(0.5)
+            stop.set()
+            writer.join()
+            total = len(all_history(alice, f"case:{case_id}"))
+            # then each sees 2..total exactly once, in order, and nothing after
+            for sub in subs:
+                assert [e["caseActivity"]["seq"] for e in sub.take(total - 1, timeout=20)] == list(range(2, total + 1))
+                assert sub.nothing(0.3)
+    finally:
+        stop.set()
+        writer.join()
