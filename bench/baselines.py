@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import base64
 import json
-from collections.abc import AsyncGenerator
 from typing import Any
 
 CHANNEL = "bench|events"
@@ -105,7 +104,8 @@ class RawASGI:
     async def listen(self) -> None:
         from redis.asyncio import Redis
 
-        pubsub = Redis.from_url(self.redis_url).pubsub()
+        self.redis = Redis.from_url(self.redis_url)  # keep the client: its pool owns the connection
+        pubsub = self.redis.pubsub()
         await pubsub.subscribe(CHANNEL)
         async for message in pubsub.listen():
             if message["type"] != "message":
@@ -122,56 +122,19 @@ class RawASGI:
 # -- naive strawberry ------------------------------------------------------------------------------
 
 def naive_app(redis_url: str) -> Any:
+    """Strawberry's own ASGI app on `bench.naive_schema`; the subscription executes per subscriber."""
     import contextlib
 
-    import strawberry
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from strawberry.asgi import GraphQL
-    from strawberry.scalars import JSON
     from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+    from bench import naive_schema
     from hub.bus import Bus
 
-    bus = Bus(redis_url)
-
-    @strawberry.type
-    class Actor:
-        id: strawberry.ID
-
-    @strawberry.type
-    class ActivityEvent:
-        id: strawberry.ID
-        seq: int
-        cursor: str
-        stream: str
-        kind: str
-        visibility: str
-        summary: str
-        occurred_at: str
-        data: JSON
-        actor: Actor
-
-    @strawberry.type
-    class Query:
-        ok: bool = True
-
-    @strawberry.type
-    class Subscription:
-        @strawberry.subscription
-        async def case_activity(self, case_id: strawberry.ID, after: str | None = None
-                                ) -> AsyncGenerator[ActivityEvent, None]:
-            async with bus.subscribe(CHANNEL) as sub:
-                async for message in sub:
-                    if isinstance(message, str):
-                        d = json.loads(message)
-                        yield ActivityEvent(
-                            id=d["id"], seq=d["seq"], cursor=d["cursor"], stream=d["stream"], kind=d["kind"],
-                            visibility=d["visibility"], summary=d["summary"], occurred_at=d["occurredAt"],
-                            data=d["data"], actor=Actor(id=d["actor"]["id"]))
-
-    graphql = GraphQL(strawberry.Schema(query=Query, subscription=Subscription),
-                      subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+    bus = naive_schema.bus = Bus(redis_url)
+    graphql = GraphQL(naive_schema.schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -221,8 +184,9 @@ def bare_app(mongo_url: str, db: str) -> Any:
                            "createdAt": c["createdAt"].isoformat(),
                            "author": {"id": c["authorId"], "name": authors.get(c["authorId"], {}).get("name")}}}
                  for c in comments[:20]]
-        return JSONResponse({"data": {"case": {"id": found["_id"], "subject": found["subject"], "status": found["status"],
-                                               "priority": found["priority"], "comments": {"edges": edges}}}})
+        return JSONResponse({"data": {"case": {
+            "id": found["_id"], "subject": found["subject"], "status": found["status"],
+            "priority": found["priority"], "comments": {"edges": edges}}}})
 
     async def cases(request: Request) -> Response:
         me = identity(request)

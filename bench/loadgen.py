@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import threading
 import time
 from array import array
 from collections import defaultdict
@@ -53,6 +55,7 @@ class Subscriber(asyncio.Protocol):
         self.last_seq: int | None = None
         self.cursor: str | None = None
         self.op = 0
+        self.retries = 0
         self.live = False
         self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
@@ -107,6 +110,8 @@ class Subscriber(asyncio.Protocol):
         if self.cursor is not None:
             variables["after"] = self.cursor
         self._send({"id": str(self.op), "type": "subscribe", "payload": {"query": self.query, "variables": variables}})
+        if not self.closed:
+            self._flush()
 
     def _message(self, raw: bytes) -> None:
         message = orjson.loads(raw)
@@ -131,6 +136,7 @@ class Subscriber(asyncio.Protocol):
         stats = self.stats
         stats.received += 1
         self.live = True
+        self.retries = 0
         seq = event["seq"]
         last = self.last_seq
         if last is not None:
@@ -149,16 +155,18 @@ class Subscriber(asyncio.Protocol):
     def _error(self, errors: list[dict[str, Any]]) -> None:
         extensions = (errors[0].get("extensions") or {}) if errors else {}
         self.stats.errors[str(extensions.get("reason") or extensions.get("code") or "UNKNOWN")] += 1
-        if extensions.get("resumable"):
+        if extensions.get("resumable") or extensions.get("code") == "UNAVAILABLE":  # retry, from the cursor
             self.stats.resubscribes += 1
-            asyncio.get_running_loop().call_later(0.05, self.subscribe)
+            self.retries += 1
+            delay = min(10.0, 0.2 * 2 ** min(self.retries, 6)) * random.uniform(0.5, 1.0)  # backoff, jitter
+            asyncio.get_running_loop().call_later(delay, self.subscribe)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
 
-async def _open_all(specs: list[dict[str, Any]], stats: Stats, concurrency: int = 64) -> tuple[list[Subscriber], int]:
+async def _open_all(specs: list[dict[str, Any]], stats: Stats, concurrency: int = 16) -> tuple[list[Subscriber], int]:
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
     opened: list[Subscriber] = []
@@ -198,7 +206,19 @@ async def _serve(pipe: Connection) -> None:
     stats = Stats()
     subs: list[Subscriber] = []
     commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
+
+
+    def read() -> None:  # a thread: the pipe stays blocking (uvloop's add_reader would not)
+        while True:
+            try:
+                command = pipe.recv()
+            except EOFError:
+                command = {"cmd": "close"}
+            loop.call_soon_threadsafe(commands.put_nowait, command)
+            if command["cmd"] == "close":
+                return
+
+    threading.Thread(target=read, daemon=True).start()
     while True:
         command = await commands.get()
         kind = command["cmd"]

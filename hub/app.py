@@ -135,6 +135,19 @@ class HubGraphQL(GraphQL[Any, None]):
         return {"tenant": context.identity.tenant}
 
 
+class RawSend:
+    """Keeps the server's own ASGI `send` of a WebSocket in `scope["hub.raw_send"]`: the fan-out
+    fast path (hub/fanout.py) writes its pre-encoded frames with it, past per-message wrappers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope["hub.raw_send"] = send
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuses request bodies larger than `limit` bytes with 413 (declared or streamed).
 
@@ -268,6 +281,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             fanout_hub = hub.extras.get("fanout")
             metrics.FANOUT_STREAMS.set(getattr(fanout_hub, "streams", 0))
             metrics.FANOUT_FOLLOWERS.set(getattr(fanout_hub, "followers", 0))
+            metrics.FANOUT_BACKLOG.set(getattr(fanout_hub, "backlog", 0))
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def ws_graphql(websocket: WebSocket) -> None:
@@ -298,4 +312,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, paths={
         "/attachments": settings.max_upload_bytes + attachments.MULTIPART_SLACK})
     app.add_middleware(hub_logging.RequestContext)  # outermost: request ids on every response
+    app.add_middleware(RawSend)  # (only stashes the server's WebSocket send for the fan-out path)
     return app

@@ -28,7 +28,7 @@ from pymongo import ASCENDING, IndexModel
 
 from hub.bus import Bus, BusBackendError
 from hub.errors import ErrorCode, HubError
-from hub.store import Store, new_id, outage_as_unavailable, register_indexes
+from hub.store import Store, background_job, new_id, outage_as_unavailable, register_indexes
 
 log = logging.getLogger("hub.events")
 T = TypeVar("T")
@@ -335,6 +335,7 @@ class EventLog:
 
     @staticmethod
     async def _loop(job: Callable[[], Awaitable[int]], interval: float) -> None:
+        background_job()
         while True:
             await asyncio.sleep(interval)
             try:

@@ -40,6 +40,8 @@ log = logging.getLogger("hub.fanout")
 Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 Render = Callable[[Event], Awaitable[str]]
 """Renders the JSON `payload` of a `next` frame for one event (once per group)."""
+Renderer = Callable[[], Render]
+"""Makes a group's `Render` (called once, for the group's first follower)."""
 
 PAGE = 500
 EXPIRY_GRACE = 2.0
@@ -77,8 +79,9 @@ async def _resume(coro: Coroutine[Any, Any, Any], blocker: Any) -> None:
 class FrameSink:
     """The text frames of one WebSocket connection, written without a task per frame."""
 
-    def __init__(self, send: Send, limit: int) -> None:
+    def __init__(self, send: Send, limit: int, watchdog: Any = None) -> None:
         self._send = send
+        self._watchdog = watchdog  # its `closed` turns true when it closed the socket (4401)
         self.limit = limit
         self._backlog: deque[tuple[object, str]] = deque()
         self._flusher: asyncio.Task[None] | None = None
@@ -103,6 +106,9 @@ class FrameSink:
 
     def write(self, owner: object, frame: str) -> None:
         if self.overflowed or self.broken:
+            return
+        if self._watchdog is not None and self._watchdog.closed:  # the connection was closed (4401)
+            self.broken = True
             return
         if self._flusher is not None:
             if len(self._backlog) >= self.limit:
@@ -166,13 +172,13 @@ class Follower:
     """One subscriber as its stream sees it: buffering while its owner replays, then written to."""
 
     __slots__ = ("closed", "ended", "exp", "group", "key", "limit", "live", "pending", "prefix",
-                 "render", "sink", "staff", "start")
+                 "renderer", "sink", "staff", "start")
 
-    def __init__(self, key: Hashable, *, staff: bool, render: Render, sink: FrameSink, op_id: str,
+    def __init__(self, key: Hashable, *, staff: bool, renderer: Renderer, sink: FrameSink, op_id: str,
                  exp: float | None, limit: int) -> None:
         self.key = key
         self.staff = staff
-        self.render = render
+        self.renderer = renderer
         self.sink = sink
         self.prefix = '{"id":' + json.dumps(op_id) + ',"type":"next","payload":'
         self.exp = exp
@@ -233,7 +239,7 @@ class _Stream:
     def add(self, follower: Follower) -> None:
         group = self.groups.get(follower.key)
         if group is None:
-            group = self.groups[follower.key] = _Group(follower.staff, follower.render)
+            group = self.groups[follower.key] = _Group(follower.staff, follower.renderer())
         follower.group = group
         (group.live if follower.live else group.buffering).add(follower)
 
@@ -270,11 +276,23 @@ class StreamHub:
     def followers(self) -> int:
         return sum(s.members for s in self._streams.values())
 
+    @property
+    def backlog(self) -> int:
+        """Events buffered by replaying followers plus frames waiting on blocked sockets (O(n))."""
+        sinks: dict[int, FrameSink] = {}
+        pending = 0
+        for state in self._streams.values():
+            for group in state.groups.values():
+                for follower in (*group.live, *group.buffering):
+                    pending += len(follower.pending)
+                    sinks[id(follower.sink)] = follower.sink
+        return pending + sum(len(sink._backlog) for sink in sinks.values())
+
     @asynccontextmanager
-    async def join(self, tenant: str, stream: str, follower: Follower) -> AsyncIterator[None]:
+    async def join(self, tenant: str, stream: str, follower: Follower) -> AsyncIterator[int]:
         """Follow `stream` while inside: the stream's bus subscription is in effect on entry, and
-        every event after the stream's position then is offered to the follower (buffered until
-        `go_live`). Raises what prevented the subscription (e.g. `BusBackendError`)."""
+        every event after the stream's position then (the `seq` yielded) is offered to the follower
+        (buffered until `go_live`). Raises what prevented the subscription (`BusBackendError`)."""
         name = channel(tenant, stream)
         state = self._streams.get(name)
         if state is None:
@@ -285,7 +303,7 @@ class StreamHub:
             await asyncio.shield(state.ready)
             state.add(follower)
             follower.sink.listen(follower, follower.finish)
-            yield
+            yield state.last
         finally:
             follower.closed = True
             follower.sink.discard(follower)
@@ -368,6 +386,7 @@ class StreamHub:
         for group in todo:
             try:
                 payload = await group.render(event)
+                metrics.FANOUT_RENDERS.inc()
             except Exception as exc:  # a failing renderer ends its own group only
                 log.exception("fan-out: rendering %s failed", event.kind)
                 for follower in (*group.live, *group.buffering):

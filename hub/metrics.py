@@ -24,6 +24,10 @@ ASYNCIO_TASKS = Gauge("hub_asyncio_tasks", "asyncio tasks alive in this process"
 FANOUT_STREAMS = Gauge("hub_fanout_streams", "Streams with a fan-out bus subscription (hub/fanout.py)",
                        registry=REGISTRY)
 FANOUT_FOLLOWERS = Gauge("hub_fanout_followers", "Subscribers served by the fan-out fast path", registry=REGISTRY)
+FANOUT_RENDERS = Counter("hub_fanout_renders", "Payloads rendered by the fan-out path (one per event and group)",
+                         registry=REGISTRY)
+FANOUT_BACKLOG = Gauge("hub_fanout_backlog", "Fan-out events/frames waiting (replays, blocked sockets)",
+                       registry=REGISTRY)
 
 
 def render() -> bytes:

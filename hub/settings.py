@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # store client deadlines (hub/store.py, docs/reliability.md): one read / one whole transaction,
     # and finding + connecting to the server; a dead or hung store then fails requests quickly
-    mongodb_timeout_s: float = 5.0
-    mongodb_select_timeout_s: float = 2.0
+    mongodb_timeout_s: float = 10.0
+    mongodb_select_timeout_s: float = 3.0
     jwt_secret: str = DEV_JWT_SECRET
     jwt_issuer: str = "collabhub"
 

@@ -29,7 +29,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from hub import metrics
 from hub.settings import Settings
-from hub.store import Doc, Store, register_indexes
+from hub.store import Doc, Store, background_job, register_indexes
 
 log = logging.getLogger("hub.webhooks")
 
@@ -141,6 +141,7 @@ class WebhookWorker:
             await self._client.aclose()
 
     async def _loop(self) -> None:
+        background_job()
         while True:
             try:
                 await self.run_once()

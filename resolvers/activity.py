@@ -197,7 +197,8 @@ async def follow_fast(ctx: Context, stream: str, after: str | None, follower: Fo
     """:func:`follow` with the live part fanned out by the process's stream hub (`hub.fanout`).
 
     Same guarantees: the stream is subscribed first, then everything after the cursor is replayed
-    from the store (yielded, so the caller executes it per subscriber); what the stream delivered
+    from the store (yielded, so the caller executes it per subscriber; without a cursor, live
+    starts at the stream's position: no store read per subscriber); what the stream delivered
     meanwhile is drained without duplicates; then the follower goes live and the stream hub writes
     its frames (rendered once per group) straight to the socket. This generator then only waits
     for the end: `SLOW_CONSUMER`, `SHUTTING_DOWN`, an expired token or a store failure.
@@ -208,16 +209,16 @@ async def follow_fast(ctx: Context, stream: str, after: str | None, follower: Fo
     start = decode_cursor(after, stream) if after else None
     streams = fanout.stream_hub(ctx.hub.bus, log, ctx.hub.extras)
     try:
-        async with streams.join(tenant, stream, follower):
+        async with streams.join(tenant, stream, follower) as position:
             if start is None:
-                last = await log.last_seq(tenant, stream)
+                last = position  # live from the stream's position: no store read per subscriber
             else:
                 await log.check_retained(tenant, stream, start)
                 last = start
-            async for event in _stored_after(log, tenant, stream, last):
-                last = event.seq
-                if visible(ctx, event):
-                    yield event
+                async for event in _stored_after(log, tenant, stream, last):
+                    last = event.seq
+                    if visible(ctx, event):
+                        yield event
             while not follower.closed:  # what arrived live during the replay, in order
                 if not follower.pending:
                     follower.go_live(last)

@@ -59,15 +59,19 @@ def build(settings: Settings | None = None) -> strawberry.Schema:
     # Factories, not instances: strawberry sets `execution_context` on each extension object, so a
     # shared instance would be raced by concurrent requests. Order matters: the cost limiter runs
     # after the validation cache (limits.QueryCostLimiter).
+    # The limiters' rule classes are made once, so `ValidationCache` (keyed on the rules) hits.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if settings.production:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         ShapeErrors,
         lambda: limits.SafeParserCache(maxsize=1000),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
     ]
-    if settings.production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     extensions += [
         lambda: ValidationCache(maxsize=1000),
         lambda: limits.QueryCostLimiter(max_cost=settings.max_cost),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.types.nodes import SelectedField, Selection
 
 from hub import metrics
 from hub.errors import HubError
@@ -29,6 +30,20 @@ class Visibility(Enum):
     INTERNAL = "INTERNAL"
 
 
+ID_ONLY = frozenset({"id", "__typename"})
+
+
+def _reads_only(selections: Sequence[Selection], allowed: frozenset[str]) -> bool:
+    """True when `selections` (through fragments) read no field but `allowed` ones."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name not in allowed:
+                return False
+        elif not _reads_only(selection.selections, allowed):
+            return False
+    return True
+
+
 @strawberry.type
 class ActivityEvent:
     id: strawberry.ID
@@ -44,6 +59,8 @@ class ActivityEvent:
 
     @strawberry.field
     async def actor(self, info: Info) -> User:
+        if all(_reads_only(field.selections, ID_ONLY) for field in info.selected_fields):  # `actor { id }`
+            return User(id=strawberry.ID(self.actor_id), name=self.actor_id, roles=[], skills=[])
         user = await user_ref(info, self.actor_id)
         assert user is not None
         return user

@@ -19,6 +19,7 @@ Used only when it is safe, else the subscription takes strawberry's ordinary pat
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
     ListValueNode,
@@ -64,6 +66,8 @@ SHARED_FIELDS = {
 }
 """Fields whose value is the same for every viewer of a tenant (no viewer-dependent resolver)."""
 NESTED = {("ActivityEvent", "actor"): "User"}
+LOADER_TTL = 5.0
+"""Seconds a group's render context (and so its loaders: actor profiles) is reused across events."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +102,18 @@ class FanoutTransportWS(RateLimitedTransportWS):
                 self.fanout_sink.close()
 
     def sink(self, limit: int) -> FrameSink | None:
-        """The connection's frame sink (a fresh one after an overflow), None without a raw send."""
+        """The connection's frame sink (a fresh one after an overflow), None without a raw send.
+
+        Frames go to the server's own ASGI `send` (kept in the scope by `hub.app.RawSend`, past
+        the per-message wrappers) while the connection's token watchdog has not closed it."""
         if self.fanout_sink is None or not self.fanout_sink.usable:
-            state = getattr(getattr(self.context, "request", None), "state", None)
-            watchdog = getattr(state, "token_watchdog", None)
-            send = getattr(watchdog, "send", None)
-            if send is None:
+            request = getattr(self.context, "request", None)
+            watchdog = getattr(getattr(request, "state", None), "token_watchdog", None)
+            scope = getattr(request, "scope", None) or {}
+            send = scope.get("hub.raw_send")
+            if send is None or watchdog is None:
                 return None
-            self.fanout_sink = FrameSink(send, limit)
+            self.fanout_sink = FrameSink(send, limit, watchdog=watchdog)
         return self.fanout_sink
 
 
@@ -189,17 +197,23 @@ def plan(query: str, operation_name: str | None) -> _Plan | None:
 
 
 def _renderer(schema: GraphQLSchema, planned: _Plan, operation: _Operation, hub: Hub, viewer: Identity,
-              make: Callable[[Event], object]) -> Render | None:
+              make: Callable[[Event], object]) -> Render:
+    """Renders events for a group: the subscription's selection set executed on each event."""
     built = Executor.build(schema, planned.document, raw_variable_values=operation.variables,
                            operation_name=operation.operation_name)
-    if isinstance(built, list):  # variables that do not coerce: strawberry reports them
-        return None
+    if isinstance(built, list):  # strawberry coerced these very variables before: cannot happen
+        raise GraphQLError("Variables do not coerce", extensions={"code": "INTERNAL"})
     executor: Executor[Any] = built
     identity = replace(viewer, exp=None)  # expiry is checked per follower, not per render
+    context = Context(hub=hub, identity=identity)
+    made = time.monotonic()
 
     async def render(event: Event) -> str:
+        nonlocal context, made
+        if time.monotonic() - made > LOADER_TTL:  # fresh loaders, but not a store read per event
+            context, made = Context(hub=hub, identity=identity), time.monotonic()
         once = executor.build_per_event_executor(make(event))
-        once.context_value = Context(hub=hub, identity=identity)  # fresh loaders per event
+        once.context_value = context
         result = execute_subscription_event(once)
         if isawaitable(result):
             result = await result
@@ -222,13 +236,16 @@ def follower(info: Info, make: Callable[[Event], object]) -> Follower | None:
     if planned is None:
         return None
     me = context.me
-    render = _renderer(info._raw_info.schema, planned, operation, context.hub, me, make)
     sink = operation.handler.sink(settings.subscriber_queue)
-    if render is None or sink is None:
+    if sink is None:
         return None
+    schema = info._raw_info.schema
+
+    def renderer() -> Render:
+        return _renderer(schema, planned, operation, context.hub, me, make)
     used = json.dumps({name: operation.variables.get(name) for name in planned.variables},
                       sort_keys=True, default=str)
     viewer: Hashable = () if planned.shared else (me.sub, tuple(sorted(me.roles)), me.name, me.skills, me.kcs)
     group = (operation.query, operation.operation_name, used, me.is_staff, viewer)
-    return Follower(group, staff=me.is_staff, render=render, sink=sink, op_id=operation.id, exp=me.exp,
+    return Follower(group, staff=me.is_staff, renderer=renderer, sink=sink, op_id=operation.id, exp=me.exp,
                     limit=settings.subscriber_queue)

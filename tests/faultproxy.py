@@ -173,12 +173,14 @@ class FaultProxy:
             pass
 
     async def _pump(self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Forward one direction: chunks are delivered `delay` seconds after they arrived, in order;
+        EOF is forwarded once everything before it was."""
         loop = asyncio.get_running_loop()
-        pending: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        pending: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
 
         async def deliver() -> None:
-            while True:
-                due, data = await pending.get()
+            while (item := await pending.get()) is not None:
+                due, data = item
                 if (wait := due - loop.time()) > 0:
                     await asyncio.sleep(wait)
                 if link.blackholed:
@@ -186,6 +188,8 @@ class FaultProxy:
                 writer.write(data)
                 self.forwarded += len(data)
                 await writer.drain()
+            with contextlib.suppress(OSError):
+                writer.write_eof()
 
         sender = asyncio.create_task(deliver())
         try:
@@ -194,10 +198,8 @@ class FaultProxy:
                     continue
                 delay = self.delay if self.mode is Mode.DELAY else 0.0
                 pending.put_nowait((loop.time() + delay, data))
-            while not pending.empty() and not sender.done():  # flush, then half-close
-                await asyncio.sleep(0.01)
-            with contextlib.suppress(OSError):
-                writer.write_eof()
+            pending.put_nowait(None)
+            await sender
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError, ConnectionError):

@@ -42,7 +42,7 @@ class HubProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/graphql"
 
-    def start(self, timeout: float = 30.0) -> HubProcess:
+    def start(self, timeout: float = 60.0) -> HubProcess:
         env = {**os.environ, **self.env, "HUB_PORT": str(self.port), "HUB_HOST": "127.0.0.1"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -33,6 +33,8 @@ COMMENT = """mutation($id: ID!, $b: String!) { commentAdd(input: {subjectId: $id
   errors { code message field } comment { id } } }"""
 CREATE = """mutation($s: String!) { caseCreate(input: {subject: $s}) { errors { code message field } case { id } } }"""
 RETRYABLE = {"UNAVAILABLE"}
+BACKOFF_MAX = 8.0
+"""Largest reconnect delay of a :class:`Follower` (seconds)."""
 
 
 def now() -> float:
@@ -55,6 +57,10 @@ class Follower:
     """Errors that are not retryable (anything but `UNAVAILABLE`): a test expects none."""
     retryable: list[str] = field(default_factory=list)
     reconnects: int = 0
+    failures: int = 0
+    """Connection failures since the last event (the exponent of the reconnect backoff)."""
+    ended: list[str] = field(default_factory=list)
+    """Why each subscription that ended without a connection failure ended (diagnostics)."""
     hub: int = 0
     subscribed_at: float = 0.0
     """When the last `subscribe` was sent (monotonic)."""
@@ -64,6 +70,9 @@ class Follower:
     """Seconds from each lost connection to the next event received (the client's outage)."""
     live: asyncio.Event = field(default_factory=asyncio.Event)
     open_timeout: float = 10.0
+    started_at: float = 0.0
+    first_at: float = 0.0
+    """When :meth:`run` started, and when the first event arrived (monotonic)."""
 
     @property
     def last(self) -> int:
@@ -72,6 +81,7 @@ class Follower:
     async def run(self) -> None:
         """Until cancelled or a non-retryable error: connect, subscribe from the cursor, read;
         on any loss, resume."""
+        self.started_at = now()
         while True:
             url = self.urls[self.hub % len(self.urls)]
             try:
@@ -80,16 +90,23 @@ class Follower:
                                    max_size=None, compression=None) as ws:
                     if not await self._session(ws):
                         return
-                await asyncio.sleep(random.uniform(0.05, 0.2))  # ended retryably: resume on this hub
+                self.failures += 1  # ended retryably: resume on this hub, backing off (below)
+                await asyncio.sleep(self._backoff())
                 continue
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidStatus, TimeoutError, EOFError):
                 pass
-            # the connection is gone (process killed, refused, reset): try the next hub
+            # the connection is gone (process killed, refused, reset, or closed before it was of
+            # use): try the next hub, backing off exponentially with full jitter, as a client should
+            # (retrying at once turns an overload into a storm that never ends)
             self.reconnects += 1
+            self.failures += 1
             self.hub += 1
             if self.lost_at is None:
                 self.lost_at = now()
-            await asyncio.sleep(random.uniform(0.05, 0.25))
+            await asyncio.sleep(self._backoff())
+
+    def _backoff(self) -> float:
+        return random.uniform(0.05, min(BACKOFF_MAX, 0.25 * 2 ** self.failures))
 
     async def _session(self, ws: ClientConnection) -> bool:
         """One subscription on `ws`; False after a non-retryable error (the follower stops)."""
@@ -112,22 +129,28 @@ class Follower:
             elif kind == "error":
                 return self._error(message["payload"])
             elif kind == "complete":
+                self.ended.append("complete")
                 return True
+        self.ended.append(f"closed {ws.close_code}")
         return True  # closed by the server (e.g. it is shutting down): resume
 
     def _event(self, event: dict[str, Any]) -> None:
         arrived = time.time()
+        self.failures = 0
         self.seqs.append(event["seq"])
         self.cursor = event["cursor"]
         self.latencies.append(arrived - datetime.fromisoformat(event["occurredAt"]).timestamp())
         if self.lost_at is not None:
             self.resumed_after.append(now() - self.lost_at)
             self.lost_at = None
-        self.live.set()
+        if not self.live.is_set():
+            self.first_at = now()
+            self.live.set()
 
     def _error(self, errors: list[dict[str, Any]]) -> bool:
         """Record an error; True if it is retryable (resubscribe from the cursor)."""
         extensions = errors[0].get("extensions") or {}
+        self.ended.append(f"error {extensions.get('code')} {extensions.get('reason', '')}".strip())
         if extensions.get("code") in RETRYABLE:
             self.retryable.append(str(extensions.get("reason", extensions["code"])))
             if self.lost_at is None:
@@ -308,7 +331,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def stop_all(tasks: Sequence[asyncio.Task[Any]]) -> None:

@@ -15,10 +15,11 @@ import httpx
 import pytest
 from graphql import OperationDefinitionNode, OperationType, parse, validate
 from graphql.language import FieldNode, NonNullTypeNode
+from starlette.routing import Mount
 from websockets import Subprotocol
 from websockets.sync.client import ClientConnection, connect
 
-from hub.graphiql import Example, examples
+from hub.graphiql import Example, dev_routes, examples
 from hub.settings import Settings
 from schema import build
 from tests.harness import ROOT, Client, HubProcess
@@ -80,6 +81,17 @@ def test_graphiql_page_carries_the_examples_and_the_token_plumbing(hub: HubProce
     assert 'id="hub-token"' in page
     assert 'Authorization: "Bearer " + token' in page
     assert 'wsConnectionParams: token ? { authorization: "Bearer " + token }' in page
+
+
+def test_example_front_ends_are_served_outside_production_only(hub: HubProcess) -> None:
+    # the test hub (HUB_ENV=test) serves them
+    for path, marker in (("/widget/", "widget.js"), ("/forum/", "forum.js")):
+        response = httpx.get(f"{hub.url}{path}")
+        assert response.status_code == 200 and marker in response.text
+    assert "caseActivity" in httpx.get(f"{hub.url}/widget/widget.js").text
+    # production mounts nothing
+    assert [r.path for r in dev_routes(Settings(env="development")) if isinstance(r, Mount)] == ["/widget", "/forum"]
+    assert dev_routes(Settings(env="production", jwt_secret="s" * 40)) == []
 
 
 class Walkthrough:

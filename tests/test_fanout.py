@@ -257,3 +257,24 @@ def test_resume_while_events_are_written_has_no_gap_and_no_duplicate(
     finally:
         stop.set()
         writer.join()
+
+
+def test_each_event_is_rendered_once_per_group_not_once_per_subscriber(
+    hub: HubProcess, user: Callable[..., Client]
+) -> None:
+    # given 12 agents and 4 customer connections on one case, all with the same document
+    carol, alice = user("carol", "customer"), user("alice", "agent")
+    case_id = carol.mutate(CREATE, s="Popular case")["case"]["id"]
+    with ExitStack() as stack:
+        subs = [stack.enter_context((carol if i % 4 == 0 else user(f"agent{i}", "agent")).subscribe(
+            CASE_ACTIVITY, id=case_id)) for i in range(16)]
+        wait_followers(hub, 16)
+        renders, delivered = gauge(hub, "hub_fanout_renders_total"), gauge(hub, "hub_events_delivered_total")
+        # when three PUBLIC events happen
+        for status in ("OPEN", "PENDING", "OPEN"):
+            alice.mutate(SET_STATUS, id=case_id, s=status)
+        for sub in subs:
+            assert [e["caseActivity"]["seq"] for e in sub.take(3)] == [2, 3, 4]
+        # then each was executed twice (agents, customers), and written 16 times
+        assert gauge(hub, "hub_fanout_renders_total") - renders == 3 * 2
+        assert gauge(hub, "hub_events_delivered_total") - delivered == 3 * 16

@@ -197,8 +197,12 @@ def test_exhausted_delivery_fails_and_redelivery_is_a_new_delivery(
     assert got.json["event"] == first[0].json["event"]
     assert got.json["deliveryId"] == again["id"] and got.headers["x-hub-delivery"] == again["id"]
     assert got.headers["x-hub-signature-256"] == sign(new_secret, got.body)
-    log = wait_for(lambda: {d["id"]: d for d in deliveries(admin, webhook_id)
-                            if d["id"] != again["id"] or d["status"] == "DELIVERED"})
+
+    def once_delivered() -> dict[str, Any] | None:
+        entries = {d["id"]: d for d in deliveries(admin, webhook_id)}
+        return entries if entries.get(again["id"], {}).get("status") == "DELIVERED" else None
+
+    log = wait_for(once_delivered)
     assert log[again["id"]]["status"] == "DELIVERED" and log[again["id"]]["attempts"] == 1
     assert log[failed["id"]]["status"] == "FAILED"  # the old one keeps its history
     assert admin.mutate_error(REDELIVER, id="whd_000000000000000000000000")["code"] == "NOT_FOUND"
