@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from inspect import isawaitable
 from typing import Any
 
 import httpx
@@ -278,3 +280,26 @@ def test_each_event_is_rendered_once_per_group_not_once_per_subscriber(
         # then each was executed twice (agents, customers), and written 16 times
         assert gauge(hub, "hub_fanout_renders_total") - renders == 3 * 2
         assert gauge(hub, "hub_events_delivered_total") - delivered == 3 * 16
+
+
+async def test_per_event_execution_keeps_no_memory_across_events() -> None:
+    # graphql-core 3.3's per-event executors shared one subfield memo keyed by per-event lists:
+    # every event of every subscription leaked ~3 KB (schema.fanout gives each its own memo)
+    from graphql import Executor, execute_subscription_event, parse
+
+    from hub.events import Event, Visibility
+    from schema import build
+    from schema.activity import ActivityEvent
+
+    document = parse("subscription($id: ID!) { caseActivity(caseId: $id) { seq actor { id } data } }")
+    base = Executor.build(build()._schema, document, raw_variable_values={"id": "case_1"})
+    assert isinstance(base, Executor)
+    for seq in range(1, 51):
+        event = Event(id=f"evt_{seq}", tenant="t", stream="case:case_1", seq=seq, kind="case.updated",
+                      actor_id="alice", actor_name="Alice", occurred_at=datetime.now(UTC),
+                      visibility=Visibility.PUBLIC, summary="s", data={"n": seq})
+        result = execute_subscription_event(base.build_per_event_executor(ActivityEvent.of(event)))
+        if isawaitable(result):
+            result = await result
+        assert result.data == {"caseActivity": {"seq": seq, "actor": {"id": "alice"}, "data": {"n": seq}}}
+    assert len(base._relevant_sub_fields) == 0
