@@ -29,7 +29,7 @@ from hub.bus import BusBackendError, Resync, SubscriberOverflow
 from hub.errors import ErrorCode, HubError, conflict, forbidden, invalid, not_found
 from hub.events import Visibility
 from hub.store import Doc, new_id, register_indexes
-from resolvers import activity, cases, presence, users
+from resolvers import activity, cases, members, presence, users
 from resolvers.context import Context
 
 register_indexes(
@@ -49,7 +49,7 @@ def channel(tenant: str, session_id: str, uid: str) -> str:
 
 
 def joined(session: Doc, uid: str) -> bool:
-    return any(p["uid"] == uid and p.get("leftAt") is None for p in session["participants"])
+    return members.active(session["participants"], uid)
 
 
 async def get(ctx: Context, session_id: str) -> Doc | None:
@@ -98,7 +98,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     now = datetime.now(UTC)
     session: Doc = {
         "_id": new_id("remote"), "caseId": case["_id"], "hostId": me.sub, "invitees": [me.sub, *invitees],
-        "participants": [{"uid": me.sub, "joinedAt": now, "leftAt": None}], "status": "ACTIVE",
+        "participants": [members.entry(me.sub, now)], "status": "ACTIVE",
         "customerInvited": bool(customers), "createdAt": now, "endedAt": None, "version": 1,
     }
 
@@ -147,7 +147,7 @@ async def join(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     await users.remember(ctx)
 
     async def write() -> Doc:
-        parts = [*session["participants"], {"uid": me.sub, "joinedAt": datetime.now(UTC), "leftAt": None}]
+        parts = [*session["participants"], members.entry(me.sub)]
         updated = await _save(ctx, session, {"participants": parts})
         await _audit(ctx, session, "remote.joined", f"{me.name} joined the remote session", {"userId": me.sub})
         return updated
@@ -163,8 +163,7 @@ async def leave(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
     async def write() -> Doc:
         now = datetime.now(UTC)
-        parts = [{**p, "leftAt": now} if p["uid"] == me.sub and p.get("leftAt") is None else p
-                 for p in session["participants"]]
+        parts = members.leave(session["participants"], me.sub, now)
         updated = await _save(ctx, session, {"participants": parts})
         await _audit(ctx, session, "remote.left", f"{me.name} left the remote session", {"userId": me.sub})
         return updated
@@ -182,7 +181,7 @@ async def end(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
     async def write() -> Doc:
         now = datetime.now(UTC)
-        parts = [{**p, "leftAt": now} if p.get("leftAt") is None else p for p in session["participants"]]
+        parts = members.leave(session["participants"], None, now)
         updated = await _save(ctx, session, {"participants": parts, "status": "ENDED", "endedAt": now,
                                              "endedBy": me.sub})
         await _audit(ctx, session, "remote.ended", f"{me.name} ended the remote session")

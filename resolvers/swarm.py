@@ -21,6 +21,7 @@ from hub.errors import conflict, forbidden, invalid, not_found
 from hub.events import Visibility
 from hub.store import Doc, new_id, register_indexes
 from resolvers import activity, cases, chat, experts, users
+from resolvers import members as members_
 from resolvers.context import Context
 
 register_indexes(
@@ -85,7 +86,7 @@ async def request(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     now = datetime.now(UTC)
     swarm: Doc = {
         "_id": new_id("swarm"), "caseId": case["_id"], "requestedBy": me.sub, "skills": skills, "note": note,
-        "status": "OPEN", "invited": invited, "members": [{"uid": me.sub, "joinedAt": now, "leftAt": None}],
+        "status": "OPEN", "invited": invited, "members": [members_.entry(me.sub, now)],
         "roomId": None, "outcome": None, "createdAt": now, "closedAt": None, "version": 1,
     }
 
@@ -119,7 +120,7 @@ async def _open_swarm(ctx: Context, swarm_id: str | None) -> Doc:
 
 
 def _active(swarm: Doc, uid: str) -> bool:
-    return any(m["uid"] == uid and m.get("leftAt") is None for m in swarm["members"])
+    return members_.active(swarm["members"], uid)
 
 
 async def _save(ctx: Context, swarm: Doc, changes: dict[str, Any]) -> Doc:
@@ -142,7 +143,7 @@ async def join(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     await users.remember(ctx)
 
     async def write() -> Doc:
-        members = [*swarm["members"], {"uid": me.sub, "joinedAt": datetime.now(UTC), "leftAt": None}]
+        members = [*swarm["members"], members_.entry(me.sub)]
         updated = await _save(ctx, swarm, {"members": members})
         if swarm.get("roomId"):
             await chat.add_member(ctx, swarm["roomId"], me.sub)
@@ -162,8 +163,7 @@ async def leave(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
     async def write() -> Doc:
         now = datetime.now(UTC)
-        members = [{**m, "leftAt": now} if m["uid"] == me.sub and m.get("leftAt") is None else m
-                   for m in swarm["members"]]
+        members = members_.leave(swarm["members"], me.sub, now)
         updated = await _save(ctx, swarm, {"members": members})
         await activity.emit(ctx, cases.stream(swarm["caseId"]), "swarm.left", f"{me.name} left the swarm",
                             {"swarmId": swarm["_id"], "userId": me.sub}, visibility=Visibility.INTERNAL)
@@ -182,7 +182,7 @@ async def close(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
     async def write() -> Doc:
         now = datetime.now(UTC)
-        members = [{**m, "leftAt": now} if m.get("leftAt") is None else m for m in swarm["members"]]
+        members = members_.leave(swarm["members"], None, now)
         updated = await _save(ctx, swarm, {"members": members, "status": "CLOSED", "outcome": outcome,
                                            "closedAt": now, "closedBy": me.sub})
         await activity.emit(ctx, cases.stream(swarm["caseId"]), "swarm.closed", f"{me.name} closed the swarm",

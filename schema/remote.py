@@ -12,7 +12,7 @@ import strawberry
 from resolvers import remote
 from schema.common import JSON, Info, UserError, ctx, mutate, query, to_dict
 from schema.presence import live_values
-from schema.users import User, user_ref
+from schema.users import Membership, User, user_ref
 
 
 @strawberry.enum
@@ -24,17 +24,8 @@ class RemoteSignalKind(Enum):
 
 
 @strawberry.type
-class RemoteParticipant:
-    joined_at: datetime
-    left_at: datetime | None
-    active: bool
-    uid: strawberry.Private[str]
-
-    @strawberry.field
-    async def user(self, info: Info) -> User:
-        found = await user_ref(info, self.uid)
-        assert found is not None
-        return found
+class RemoteParticipant(Membership):
+    pass
 
 
 @strawberry.type
@@ -52,9 +43,7 @@ class RemoteSession:
         return cls(
             id=strawberry.ID(doc["_id"]), case_id=strawberry.ID(doc["caseId"]), status=doc["status"],
             created_at=doc["createdAt"], ended_at=doc.get("endedAt"),
-            participants=[RemoteParticipant(joined_at=p["joinedAt"], left_at=p.get("leftAt"),
-                                            active=p.get("leftAt") is None, uid=p["uid"])
-                          for p in doc["participants"]],
+            participants=[RemoteParticipant.of(p) for p in doc["participants"]],
             doc=doc,
         )
 

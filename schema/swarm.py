@@ -10,7 +10,7 @@ import strawberry
 from resolvers import experts
 from resolvers import swarm as swarms
 from schema.common import Info, UserError, ctx, mutate, query, to_dict
-from schema.users import User, user_ref
+from schema.users import Membership, User, user_ref
 
 
 def expert_user(ranked: experts.Ranked) -> User:
@@ -36,17 +36,8 @@ class ExpertMatch:
 
 
 @strawberry.type
-class SwarmMember:
-    joined_at: datetime
-    left_at: datetime | None
-    active: bool
-    uid: strawberry.Private[str]
-
-    @strawberry.field
-    async def user(self, info: Info) -> User:
-        found = await user_ref(info, self.uid)
-        assert found is not None
-        return found
+class SwarmMember(Membership):
+    pass
 
 
 @strawberry.type
@@ -69,8 +60,7 @@ class Swarm:
             id=strawberry.ID(doc["_id"]), case_id=strawberry.ID(doc["caseId"]), status=doc["status"],
             skills=list(doc.get("skills") or []), note=doc.get("note") or "", outcome=doc.get("outcome"),
             room_id=doc.get("roomId"), created_at=doc["createdAt"], closed_at=doc.get("closedAt"),
-            members=[SwarmMember(joined_at=m["joinedAt"], left_at=m.get("leftAt"), active=m.get("leftAt") is None,
-                                 uid=m["uid"]) for m in doc.get("members") or []],
+            members=[SwarmMember.of(m) for m in doc.get("members") or []],
             doc=doc,
         )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
 import strawberry
 
@@ -47,3 +48,25 @@ class Query:
     @strawberry.field(description="The caller, from the token's claims.")
     async def viewer(self, info: Info) -> User:
         return User.from_doc(await query(users.viewer(ctx(info))))
+
+
+@strawberry.type
+class Membership:
+    """Who joined a swarm or remote session, when, and whether they are still in."""
+
+    joined_at: datetime
+    left_at: datetime | None
+    active: bool
+    uid: strawberry.Private[str]
+
+    @strawberry.field
+    async def user(self, info: Info) -> User:
+        found = await user_ref(info, self.uid)
+        assert found is not None
+        return found
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Self:
+        return cls(joined_at=entry["joinedAt"], left_at=entry.get("leftAt"),
+                   active=entry.get("leftAt") is None, uid=entry["uid"])
+
