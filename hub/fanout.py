@@ -10,10 +10,12 @@ own bus queue, JSON decode, GraphQL execution and encoding. Here, per process:
 * Its :class:`Follower` s are grouped by the caller's key (selection set, variables, audience); a
   group renders the `payload` of a `next` frame once per event, and every live follower of the
   group gets `{"id":…,"type":"next","payload":…}` built by string concatenation.
-* :class:`FrameSink` writes one connection's frames: the ASGI send is started inline (it completes
-  synchronously unless the socket's buffer is full), so a delivery costs no task switch; while the
-  socket is blocked frames wait in a backlog of at most `limit`, beyond which the connection's
-  followers end with :class:`~hub.bus.SubscriberOverflow` (`SLOW_CONSUMER`).
+* :class:`FrameSink` writes one connection's frames. Each distinct frame is framed once
+  (:func:`text_frame`) and, on uvicorn's websockets-sansio connections (:class:`DirectWire`), the
+  same bytes go straight to every socket's transport: one `write` per delivery, no per-socket
+  framing, no coroutine. Elsewhere (or while a socket is paused) the ASGI send is started inline;
+  while the socket is blocked frames wait in a backlog of at most `limit`, beyond which the
+  connection's followers end with :class:`~hub.bus.SubscriberOverflow` (`SLOW_CONSUMER`).
 
 A follower first buffers what the stream delivers while its owner replays from the store, then
 goes live (`go_live(last)`): `resolvers.activity.follow_fast` keeps `follow`'s guarantees.
@@ -76,11 +78,57 @@ async def _resume(coro: Coroutine[Any, Any, Any], blocker: Any) -> None:
             return
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+_SANSIO = "uvicorn.protocols.websockets.websockets_sansio_impl"
+
+
+class DirectWire:
+    """The transport under one uvicorn websockets-sansio connection, for pre-framed text frames.
+
+    uvicorn's `send` of a text message frames it with the connection's sans-I/O protocol and calls
+    `transport.write` synchronously; without extensions (no per-message deflate) that framing is
+    exactly :func:`text_frame`, so writing the bytes framed once for everybody is the same on the
+    wire. Used only while uvicorn itself would write synchronously: open, not closing, not paused
+    (a paused socket takes the ASGI path, which waits for it to drain)."""
+
+    __slots__ = ("_protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self.transport = protocol.transport
+
+    @classmethod
+    def of(cls, send: Send) -> DirectWire | None:
+        """The direct wire behind the server's own ASGI `send`, None where it is not safe."""
+        protocol = getattr(send, "__self__", None)
+        if protocol is None or type(protocol).__module__ != _SANSIO:
+            return None
+        conn = getattr(protocol, "conn", None)
+        if conn is None or getattr(conn, "extensions", None) or getattr(protocol, "transport", None) is None:
+            return None
+        return cls(protocol)
+
+    def ready(self) -> bool:
+        p = self._protocol
+        return (p.writable.is_set() and p.handshake_complete and not p.close_sent and not p.disconnected
+                and p.initial_response is None and not self.transport.is_closing())
+
+
 class FrameSink:
     """The text frames of one WebSocket connection, written without a task per frame."""
 
     def __init__(self, send: Send, limit: int, watchdog: Any = None) -> None:
         self._send = send
+        self._wire = DirectWire.of(send)
         self._watchdog = watchdog  # its `closed` turns true when it closed the socket (4401)
         self.limit = limit
         self._backlog: deque[tuple[object, str]] = deque()
@@ -104,28 +152,45 @@ class FrameSink:
         if self._backlog:
             self._backlog = deque(item for item in self._backlog if item[0] is not owner)
 
-    def write(self, owner: object, frame: str) -> None:
+    @property
+    def direct(self) -> bool:
+        """Whether frames go straight to the transport (uvicorn websockets-sansio, no deflate)."""
+        return self._wire is not None
+
+    def write(self, owner: object, frame: str, wire: bytes | None = None) -> bool:
+        """Send `frame` (text); `wire` is the same frame already framed (:func:`text_frame`).
+        True when it went straight to the transport."""
         if self.overflowed or self.broken:
-            return
+            return False
         if self._watchdog is not None and self._watchdog.closed:  # the connection was closed (4401)
             self.broken = True
-            return
+            return False
         if self._flusher is not None:
             if len(self._backlog) >= self.limit:
                 self._overflow()
             else:
                 self._backlog.append((owner, frame))
-            return
+            return False
+        direct = self._wire
+        if wire is not None and direct is not None and direct.ready():
+            try:
+                direct.transport.write(wire)
+            except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
+                self.broken = True
+                return False
+            self.sent += 1
+            return True
         coro = self._send({"type": "websocket.send", "text": frame})
         try:
             blocker = coro.send(None)
         except StopIteration:
             self.sent += 1
-            return
+            return False
         except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
             self.broken = True
-            return
+            return False
         self._flusher = asyncio.ensure_future(self._flush(coro, blocker))
+        return False
 
     async def idle(self) -> None:
         """Wait until nothing is being written (the frame in flight and the backlog are out)."""
@@ -400,19 +465,23 @@ class StreamHub:
     @staticmethod
     def _write(group: _Group, seq: int, payload: str) -> int:
         deadline = time.time() - EXPIRY_GRACE
-        frames: dict[str, str] = {}
-        written = 0
+        frames: dict[str, tuple[str, bytes]] = {}  # one frame per operation id in use (most share "1")
+        written = direct = 0
         for follower in group.live:
             if follower.closed or seq <= follower.start:
                 continue
             if follower.exp is not None and follower.exp <= deadline:
                 follower.finish(HubError(ErrorCode.UNAUTHENTICATED, "Token expired"))
                 continue
-            frame = frames.get(follower.prefix)
-            if frame is None:
-                frame = frames[follower.prefix] = follower.prefix + payload + "}"
-            follower.sink.write(follower, frame)
+            framed = frames.get(follower.prefix)
+            if framed is None:
+                text = follower.prefix + payload + "}"
+                framed = frames[follower.prefix] = (text, text_frame(text.encode()))
+            direct += follower.sink.write(follower, *framed)
             written += 1
+        if written:
+            metrics.FANOUT_FRAMES.inc(len(frames))
+            metrics.FANOUT_DIRECT.inc(direct)
         return written
 
 

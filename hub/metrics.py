@@ -26,6 +26,10 @@ FANOUT_STREAMS = Gauge("hub_fanout_streams", "Streams with a fan-out bus subscri
 FANOUT_FOLLOWERS = Gauge("hub_fanout_followers", "Subscribers served by the fan-out fast path", registry=REGISTRY)
 FANOUT_RENDERS = Counter("hub_fanout_renders", "Payloads rendered by the fan-out path (one per event and group)",
                          registry=REGISTRY)
+FANOUT_FRAMES = Counter("hub_fanout_frames", "Frames framed by the fan-out path (one per event, group and op id)",
+                        registry=REGISTRY)
+FANOUT_DIRECT = Counter("hub_fanout_direct_writes", "Fan-out deliveries written straight to a socket's transport",
+                        registry=REGISTRY)
 FANOUT_BACKLOG = Gauge("hub_fanout_backlog", "Fan-out events/frames waiting (replays, blocked sockets)",
                        registry=REGISTRY)
 

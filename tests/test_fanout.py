@@ -272,14 +272,31 @@ def test_each_event_is_rendered_once_per_group_not_once_per_subscriber(
             CASE_ACTIVITY, id=case_id)) for i in range(16)]
         wait_followers(hub, 16)
         renders, delivered = gauge(hub, "hub_fanout_renders_total"), gauge(hub, "hub_events_delivered_total")
+        frames, direct = gauge(hub, "hub_fanout_frames_total"), gauge(hub, "hub_fanout_direct_writes_total")
         # when three PUBLIC events happen
         for status in ("OPEN", "PENDING", "OPEN"):
             alice.mutate(SET_STATUS, id=case_id, s=status)
         for sub in subs:
             assert [e["caseActivity"]["seq"] for e in sub.take(3)] == [2, 3, 4]
-        # then each was executed twice (agents, customers), and written 16 times
+        # then each was executed twice (agents, customers), framed once per group (every client
+        # here uses operation id "1"), and the same bytes written straight to 16 sockets
         assert gauge(hub, "hub_fanout_renders_total") - renders == 3 * 2
+        assert gauge(hub, "hub_fanout_frames_total") - frames == 3 * 2
         assert gauge(hub, "hub_events_delivered_total") - delivered == 3 * 16
+        assert gauge(hub, "hub_fanout_direct_writes_total") - direct == 3 * 16
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+def test_frames_framed_once_are_what_the_websocket_library_frames(size: int) -> None:
+    # the direct wire (hub.fanout.DirectWire) writes bytes framed once for every socket: they must
+    # be exactly the server-side text frame the sans-I/O protocol would have written
+    from websockets.frames import Frame, Opcode
+
+    from hub.fanout import text_frame
+
+    payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame(payload) == expected
 
 
 async def test_per_event_execution_keeps_no_memory_across_events() -> None:

@@ -271,11 +271,12 @@ async def restart_under_load(rig: Rig, tenant: str, tok: str, case_ids: list[str
     probing = asyncio.create_task(probe.run())
     try:
         await asyncio.sleep(1.5)
-        # when the store is stopped, kept down for 2 s, and started again on the same data
+        # when the store is stopped, kept down past the hubs' store deadline (so the mutations in
+        # flight must fail, however fast the machine), and started again on the same data
         stopped = now()
         await asyncio.to_thread(rig.store.stop)
         down_503 = await probe.wait(503, stopped, deadline=5)
-        await asyncio.sleep(max(0.0, stopped + 2.0 - now()))
+        await asyncio.sleep(max(0.0, stopped + TIMEOUT + SELECT + 0.5 - now()))
         # (not from a worker thread: the store dies with the thread that started it, PDEATHSIG)
         rig.store.start()
         started = now()
