@@ -33,6 +33,13 @@ class Loader(Generic[K, V]):
     async def load_many(self, keys: Sequence[K]) -> list[V | None]:
         return list(await asyncio.gather(*(self.load(k) for k in keys)))
 
+    def peek(self, key: K) -> tuple[bool, V | None]:
+        """`(True, value)` when `key` is loaded already (so no await is needed), else `(False, None)`."""
+        future = self._cache.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return False, None
+        return True, future.result()
+
     def prime(self, key: K, value: V) -> None:
         if key not in self._cache:
             future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -62,6 +63,22 @@ def loader(ctx: Context) -> Loader[str, Doc]:
 async def get(ctx: Context, uid: str) -> Doc | None:
     """A user of the caller's tenant; unknown ids resolve to a placeholder profile."""
     return await loader(ctx).load(uid)
+
+
+def loaded(ctx: Context, uid: str) -> tuple[bool, Doc | None]:
+    """`(True, doc)` when the request's loader has `uid` already (see :func:`prefetch`)."""
+    return loader(ctx).peek(uid)
+
+
+async def prefetch(ctx: Context, uids: Sequence[str | None]) -> None:
+    """Load these users in one batch now, so fields resolving them need no await later.
+
+    A failure is left to the fields themselves: they load (and fail) one by one as without it.
+    """
+    wanted = [uid for uid in dict.fromkeys(uids) if uid]
+    if wanted:
+        with contextlib.suppress(Exception):
+            await loader(ctx).load_many(wanted)
 
 
 def placeholder(uid: str) -> Doc:

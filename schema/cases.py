@@ -47,6 +47,12 @@ class CasePriority(Enum):
     URGENT = "URGENT"
 
 
+# stored value → member, without `Enum.__call__` for each of the 3 enums of every case read
+_STATUS = {m.value: m for m in CaseStatus}
+_PRIORITY = {m.value: m for m in CasePriority}
+_CHANNEL = {m.value: m for m in CaseChannel}
+
+
 @strawberry.type(description="A customer's issue and the people working it.")
 class Case:
     id: strawberry.ID
@@ -66,8 +72,9 @@ class Case:
     def from_doc(cls, doc: dict[str, Any]) -> Case:
         return cls(
             id=strawberry.ID(doc["_id"]), subject=doc["subject"], description=doc["description"],
-            status=CaseStatus(doc["status"]), priority=CasePriority(doc["priority"]),
-            channel=CaseChannel(doc["channel"]), version=doc["version"],
+            status=_STATUS.get(doc["status"]) or CaseStatus(doc["status"]),
+            priority=_PRIORITY.get(doc["priority"]) or CasePriority(doc["priority"]),
+            channel=_CHANNEL.get(doc["channel"]) or CaseChannel(doc["channel"]), version=doc["version"],
             resolution=doc.get("resolution") or "", created_at=doc["createdAt"],
             updated_at=doc["updatedAt"], solved_at=doc.get("solvedAt"), doc=doc,
         )

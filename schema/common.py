@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any, Generic, NewType, TypeVar
 
 import strawberry
-from graphql import GraphQLError
+from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode
 
 from hub.errors import ErrorCode, HubError
 from resolvers.context import Context
@@ -76,6 +76,32 @@ class Connection(Generic[T]):
             edges=[Edge(cursor=c, node=make(d)) for c, d in zip(page.cursors, page.items, strict=True)],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
+
+
+def selects(info: Info, *path: str) -> bool:
+    """Whether the current field's selection asks for `path` (field names, aliases aside, through
+    fragments). Conservative: `@skip`/`@include` are not evaluated, so it may answer True for a
+    field that is then skipped; use it to prefetch, never to decide what a client may see."""
+    raw = info._raw_info
+    nodes: list[Any] = list(raw.field_nodes)
+    for name in path:
+        found: list[Any] = []
+        pending = [n.selection_set for n in nodes if n.selection_set is not None]
+        while pending:
+            for selection in pending.pop().selections:
+                if isinstance(selection, FieldNode):
+                    if selection.name.value == name:
+                        found.append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    fragment = raw.fragments.get(selection.name.value)
+                    if fragment is not None:
+                        pending.append(fragment.selection_set)
+        if not found:
+            return False
+        nodes = found
+    return True
 
 
 def graphql_error(exc: HubError) -> GraphQLError:

@@ -8,11 +8,11 @@ from typing import Any
 
 import strawberry
 
-from resolvers import threads
+from resolvers import threads, users
 from resolvers.pagination import Page
 from schema.activity import Visibility
-from schema.common import Info, PageInfo, UserError, ctx, mutate, query, to_dict
-from schema.users import User, user_ref
+from schema.common import Info, PageInfo, UserError, ctx, mutate, query, selects, to_dict
+from schema.users import User, user_now, user_ref
 from schema.workspace import Attachment, attachments_of
 
 
@@ -25,6 +25,9 @@ class CommentEdit:
     @strawberry.field
     async def editor(self, info: Info) -> User | None:
         return await user_ref(info, self.editor_id)
+
+
+_VISIBILITY = {m.value: m for m in Visibility}
 
 
 @strawberry.type
@@ -43,14 +46,16 @@ class Comment:
     def from_doc(cls, doc: dict[str, Any]) -> Comment:
         return cls(
             id=strawberry.ID(doc["_id"]), subject_id=strawberry.ID(doc["subjectId"]), body=doc["body"],
-            visibility=Visibility(doc["visibility"]), created_at=doc["createdAt"],
+            visibility=_VISIBILITY.get(doc["visibility"]) or Visibility(doc["visibility"]),
+            created_at=doc["createdAt"],
             edited_at=doc.get("editedAt"), deleted=bool(doc.get("deleted")), version=doc.get("version", 1),
             doc=doc,
         )
 
-    @strawberry.field
-    async def author(self, info: Info) -> User | None:
-        return await user_ref(info, self.doc["authorId"])
+    @strawberry.field(graphql_type=User | None)
+    def author(self, info: Info) -> User | Awaitable[User | None] | None:
+        # sync when `comment_connection` prefetched the page's authors (else an awaitable)
+        return user_now(info, self.doc["authorId"])
 
     @strawberry.field
     async def mentions(self, info: Info) -> list[User]:
@@ -111,6 +116,8 @@ class CommentConnection:
 async def comment_connection(info: Info, subject_id: str, first: int | None, after: str | None) -> CommentConnection:
     """The thread of `subject_id` as the caller sees it (for `Case.comments`, `Article.comments`…)."""
     page = await query(threads.list_comments(ctx(info), subject_id, first, after))
+    if page.items and selects(info, "edges", "node", "author"):
+        await users.prefetch(ctx(info), [d.get("authorId") for d in page.items])  # one batch, no await per comment
     return CommentConnection.of(page)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, Self
 
@@ -41,6 +42,17 @@ async def user_ref(info: Info, uid: str | None) -> User | None:
         return None
     doc = await users.get(ctx(info), uid)
     return User.from_doc(doc or users.placeholder(uid))
+
+
+def user_now(info: Info, uid: str | None) -> User | Awaitable[User | None] | None:
+    """:func:`user_ref` without a coroutine when the user is loaded already (`users.prefetch`):
+    a sync field returning this skips graphql-core's awaitable path (tasks, gathers)."""
+    if not uid:
+        return None
+    hit, doc = users.loaded(ctx(info), uid)
+    if hit:
+        return User.from_doc(doc or users.placeholder(uid))
+    return user_ref(info, uid)
 
 
 @strawberry.type
