@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -77,12 +78,44 @@ def mint(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+LEEWAY = 5
+"""Seconds of clock skew accepted on `exp` (and `nbf`/`iat`)."""
+CACHE_SIZE = 4096
+CACHE_TTL = 60.0
+_verified: dict[tuple[str, str, str], tuple[float, Identity]] = {}
+"""Tokens verified lately, by (token, secret, issuer): (until when the entry may answer, identity).
+A request carries its token through several layers (rate limit, 401 guard, GraphQL context), and
+clients send the same token for hours: decoding and checking it each time was ~60 µs per layer."""
+
+
 def verify(token: str, secret: str, issuer: str = "collabhub") -> Identity:
-    """Decode and validate a token; raises `HubError(UNAUTHENTICATED)` on any problem."""
+    """Decode and validate a token; raises `HubError(UNAUTHENTICATED)` on any problem.
+
+    A token that verified in the last `CACHE_TTL` seconds (for the same secret and issuer) is
+    answered from a bounded cache, never past its `exp` (plus the same leeway): an expired token
+    is decoded again, so it fails exactly as it would uncached. Failures are never cached.
+    """
+    key = (token, secret, issuer)
+    now = time.time()
+    hit = _verified.get(key)
+    if hit is not None:
+        if now < hit[0]:
+            return hit[1]
+        _verified.pop(key, None)
+    identity = _decode(token, secret, issuer)
+    if len(_verified) >= CACHE_SIZE:  # drop the oldest entries (dicts keep insertion order)
+        for old in list(itertools.islice(_verified, CACHE_SIZE // 8)):
+            _verified.pop(old, None)
+    until = now + CACHE_TTL if identity.exp is None else min(now + CACHE_TTL, identity.exp + LEEWAY)
+    _verified[key] = (until, identity)
+    return identity
+
+
+def _decode(token: str, secret: str, issuer: str) -> Identity:
     try:
         claims = jwt.decode(
             token, secret, algorithms=["HS256"], issuer=issuer,
-            options={"require": ["sub", "exp"]}, leeway=5,
+            options={"require": ["sub", "exp"]}, leeway=LEEWAY,
         )
     except jwt.ExpiredSignatureError as exc:
         raise HubError(ErrorCode.UNAUTHENTICATED, "Token expired") from exc
