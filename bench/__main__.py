@@ -3,7 +3,8 @@
 Modes (see docs/performance.md for what each costs):
   default  fan-out 100/1,000 subscribers x 10/100/1,000 events/s on hub, raw, raw-asgi, naive and
            hub-before; end-to-end mutation point; query path at concurrency 1 and 32 (~12 min)
-  --quick  fan-out 100/1,000 x 10/100 on hub, raw, naive; short query path (~4 min; the smoke run)
+  --quick  every workload, tiny: fan-out 50 subscribers x 10/100 on hub, raw, naive; end to end;
+           a 200-socket scale point; a short query path (~1.5 min; the smoke run of the test suite)
   --full   default + 5,000 subscribers + the 10,000-socket scale test (~25 min)
   --soak M only the soak: steady subscribers and publishing for M minutes
 """
@@ -47,8 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
-        base: dict[str, Any] = {"targets": ["hub", "raw", "naive"], "sizes": [100, 1000], "rates": [10, 100],
-                                "duration": 2.0, "query_duration": 2.0, "scale": None}
+        base: dict[str, Any] = {"targets": ["hub", "raw", "naive"], "sizes": [50], "rates": [10, 100],
+                                "duration": 1.5, "query_duration": 1.0, "scale": 200}
     else:
         base = {"targets": ["hub", "hub-before", "raw", "raw-asgi", "naive"], "sizes": [100, 1000],
                 "rates": [10, 100, 1000], "duration": 4.0, "query_duration": 5.0, "scale": None}

@@ -1,8 +1,10 @@
 """The servers the hub is measured against, each started by the harness as its own process.
 
 * `raw` — the physical ceiling: the `websockets` library's own asyncio server (no ASGI) speaking
-  just enough graphql-transport-ws; every event from Redis is wrapped into a `next` frame once and
-  pushed to every socket with `websockets.broadcast()`.
+  just enough graphql-transport-ws; every event from Redis is wrapped into a `next` frame and
+  framed once, and the same bytes are written to every socket's transport (one `write` each).
+* `raw-broadcast` — the same server pushing each frame with `websockets.broadcast()` (which frames
+  it once per socket): the ceiling as the library offers it.
 * `raw-asgi` — the same through uvicorn's ASGI WebSocket (`websockets-sansio`, no compression):
   the ceiling of any ASGI app on this stack, one `await send(...)` per socket.
 * `naive` — naive Strawberry: a minimal schema whose subscription reads a broadcaster-backed bus
@@ -31,11 +33,13 @@ def frame(op_id: str, event: bytes | str) -> str:
     return '{"id":' + json.dumps(op_id) + ',"type":"next","payload":{"data":{"caseActivity":' + raw + "}}}"
 
 
-# -- raw: websockets.broadcast ---------------------------------------------------------------------
+# -- raw: pre-framed bytes on every transport; raw-broadcast: websockets.broadcast ------------------
 
-async def raw(port: int, redis_url: str) -> None:
+async def raw(port: int, redis_url: str, *, library_broadcast: bool = False) -> None:
     from redis.asyncio import Redis
     from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import State
     from websockets.typing import Subprotocol
 
     by_id: dict[str, set[ServerConnection]] = {}
@@ -62,9 +66,17 @@ async def raw(port: int, redis_url: str) -> None:
     async with serve(handler, "127.0.0.1", port, subprotocols=[Subprotocol("graphql-transport-ws")],
                      compression=None, max_size=None, ping_interval=None, backlog=4096):
         async for message in pubsub.listen():
-            if message["type"] == "message":
-                for op, conns in by_id.items():
-                    broadcast(conns, frame(op, message["data"]))
+            if message["type"] != "message":
+                continue
+            for op, conns in by_id.items():
+                text = frame(op, message["data"])
+                if library_broadcast:
+                    broadcast(conns, text)
+                    continue
+                wire = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+                for ws in conns:
+                    if ws.protocol.state is State.OPEN and not ws.transport.is_closing():
+                        ws.transport.write(wire)
 
 
 # -- raw-asgi: uvicorn, one await send per socket ----------------------------------------------------
@@ -209,17 +221,17 @@ def bare_app(mongo_url: str, db: str) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["raw", "raw-asgi", "naive", "bare"])
+    parser.add_argument("kind", choices=["raw", "raw-broadcast", "raw-asgi", "naive", "bare"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis", default="")
     parser.add_argument("--mongo", default="")
     parser.add_argument("--db", default="collabhub")
     args = parser.parse_args()
-    if args.kind == "raw":
+    if args.kind in ("raw", "raw-broadcast"):
         import uvloop
 
         uvloop.install()
-        asyncio.run(raw(args.port, args.redis))
+        asyncio.run(raw(args.port, args.redis, library_broadcast=args.kind == "raw-broadcast"))
         return
     import uvicorn
 

@@ -345,6 +345,7 @@ async def run(infra: Infra, targets: list[str], config: FanoutConfig,
         "hub": lambda: hub_target(infra, "hub"),
         "hub-before": lambda: hub_target(infra, "hub-before", HUB_WS_FANOUT="0", HUB_WS_PER_MESSAGE_DEFLATE="1"),
         "raw": lambda: baseline_target(infra, "raw"),
+        "raw-broadcast": lambda: baseline_target(infra, "raw-broadcast"),
         "raw-asgi": lambda: baseline_target(infra, "raw-asgi"),
         "naive": lambda: baseline_target(infra, "naive"),
     }

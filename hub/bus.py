@@ -115,6 +115,11 @@ class Subscription:
         self._closed = False
 
     @property
+    def pending(self) -> int:
+        """Messages already queued (``get()`` returns them without waiting)."""
+        return self._queue.qsize()
+
+    @property
     def overflowed(self) -> bool:
         """True once the bounded queue overflowed (``get()`` raises from then on)."""
         return self._overflowed

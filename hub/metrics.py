@@ -30,6 +30,12 @@ FANOUT_FRAMES = Counter("hub_fanout_frames", "Frames framed by the fan-out path 
                         registry=REGISTRY)
 FANOUT_DIRECT = Counter("hub_fanout_direct_writes", "Fan-out deliveries written straight to a socket's transport",
                         registry=REGISTRY)
+FANOUT_COALESCED = Counter("hub_fanout_coalesced_frames",
+                           "Frames that shared a socket write with the one before (a stream catching up)",
+                           registry=REGISTRY)
+FANOUT_LEAN = Counter("hub_fanout_lean_subscriptions",
+                      "Subscriptions served by the lean fan-out path (schema/fanout.py: no strawberry operation)",
+                      registry=REGISTRY)
 FANOUT_BACKLOG = Gauge("hub_fanout_backlog", "Fan-out events/frames waiting (replays, blocked sockets)",
                        registry=REGISTRY)
 

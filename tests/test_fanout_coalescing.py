@@ -1,0 +1,55 @@
+"""A stream that falls behind coalesces each socket's frames into one write (hub/fanout.py
+`_Coalescing`): every event still arrives once, in order, as its own graphql-transport-ws message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from redis import Redis
+
+from hub.events import Event, Visibility, channel
+from tests.harness import Client, HubProcess
+from tests.test_activity import CREATE
+from tests.test_fanout import frames, gauge, raw_socket, subscribe, wait_followers
+
+LIVE = """subscription($id: ID!) { caseActivity(caseId: $id) { seq kind data } }"""
+BURST = 300
+
+
+def test_a_burst_of_queued_events_is_coalesced_per_socket_and_nothing_is_lost(
+    hub: HubProcess, user: Callable[..., Client], redis_url: str
+) -> None:
+    # given three agents live on one case over the fast path (one with two operations)
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Burst")["case"]["id"]
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(raw_socket(hub, user(f"agent{i}", "agent"))) for i in range(3)]
+        for ws in sockets:
+            subscribe(ws, "1", LIVE, id=case_id)
+        subscribe(sockets[0], "2", LIVE, id=case_id)
+        wait_followers(hub, 4)
+        coalesced = gauge(hub, "hub_fanout_coalesced_frames_total")
+
+        # when 300 events of the case reach the bus at once (as committed mutations would be
+        # published by a busy cluster: faster than one process writes them one by one)
+        stream = f"case:{case_id}"
+        with Redis.from_url(redis_url) as redis, redis.pipeline(transaction=False) as pipe:
+            for seq in range(2, 2 + BURST):
+                pipe.publish(channel(alice.tenant, stream), Event(
+                    id=f"evt_burst_{seq}", tenant=alice.tenant, stream=stream, seq=seq, kind="comment.added",
+                    actor_id="alice", actor_name="Alice", occurred_at=datetime.now(UTC),
+                    visibility=Visibility.PUBLIC, summary="Alice commented", data={"n": seq}).to_json())
+            pipe.execute()
+
+        # then every operation gets every event once, in order, each its own message
+        for ws, ops in ((sockets[0], 2), (sockets[1], 1), (sockets[2], 1)):
+            got = frames(ws, BURST * ops)
+            for op in [str(i + 1) for i in range(ops)]:
+                seqs = [m["payload"]["data"]["caseActivity"]["seq"] for m in got if m["id"] == op]
+                assert seqs == list(range(2, 2 + BURST)), (op, seqs[:5])
+                assert all(m["type"] == "next" for m in got)
+        # and the stream, having fallen behind, wrote runs of frames per socket in one go
+        assert gauge(hub, "hub_fanout_coalesced_frames_total") > coalesced
+        assert got[0]["payload"]["data"]["caseActivity"] == {"seq": 2, "kind": "comment.added", "data": {"n": 2}}
