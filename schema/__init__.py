@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLEnumType, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, Undefined
 from graphql.pyutils import Path, gather_with_cancel
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -185,7 +185,16 @@ def _executor_for(schema: GraphQLSchema) -> type[HubExecutor]:
 
 
 class HubSchema(strawberry.Schema):
-    """Strawberry's schema minus its traceback logging: `ShapeErrors` logs what is unexpected."""
+    """Strawberry's schema minus its traceback logging: `ShapeErrors` logs what is unexpected.
+
+    `build()` also records the limits its extensions enforce (the extra validation rules, the
+    token and cost limits), so the fan-out's lean subscribe path (`schema.fanout`) can check a
+    document exactly as strawberry would."""
+
+    hub_validation_rules: tuple[type[ASTValidationRule], ...] = ()
+    """Validation rules added to graphql's `specified_rules` (depth, aliases, introspection-off)."""
+    hub_max_tokens: int | None = None
+    hub_max_cost: int | None = None
 
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         return None
@@ -227,4 +236,7 @@ def build(settings: Settings | None = None) -> strawberry.Schema:
         ),
     )
     built.execution_context_class = _executor_for(built._schema)
+    built.hub_validation_rules = tuple(rules)
+    built.hub_max_tokens = settings.max_tokens
+    built.hub_max_cost = settings.max_cost
     return built

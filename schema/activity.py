@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -101,18 +101,24 @@ async def live_as(events: AsyncIterator[Event], make: Callable[[Event], T]) -> A
     try:
         async for event in events:
             yield make(event)
-    except activity.StreamInterrupted as exc:
-        error = graphql_error(exc)
-        raise GraphQLError(
-            error.message, extensions={**(error.extensions or {}), "reason": exc.reason, "resumable": True}
-        ) from exc
-    except HubError as exc:
-        raise graphql_error(exc) from exc
     except Exception as exc:
-        log.exception("subscription failed")
-        raise GraphQLError("Internal server error", extensions={"code": "INTERNAL"}) from exc
+        raise stream_error(exc) from exc
     finally:
         metrics.SUBSCRIPTIONS.dec()
+
+
+def stream_error(exc: Exception, **log_fields: Any) -> GraphQLError:
+    """The GraphQL error a live stream ends with (also the fan-out's lean path, `schema.fanout`):
+    a resumable interruption, a known failure with its code, anything else masked (and logged)."""
+    if isinstance(exc, activity.StreamInterrupted):
+        error = graphql_error(exc)
+        return GraphQLError(
+            error.message, extensions={**(error.extensions or {}), "reason": exc.reason, "resumable": True}
+        )
+    if isinstance(exc, HubError):
+        return graphql_error(exc)
+    log.error("subscription failed", exc_info=exc, extra=log_fields)
+    return GraphQLError("Internal server error", extensions={"code": "INTERNAL"})
 
 
 def follow(info: Info, stream: str, after: str | None) -> AsyncGenerator[ActivityEvent, None]:

@@ -18,16 +18,21 @@ Used only when it is safe, else the subscription takes strawberry's ordinary pat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Hashable
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable, Hashable
+from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from inspect import isawaitable
-from typing import Any
+from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from graphql import (
+    ArgumentNode,
     DirectiveNode,
     DocumentNode,
     Executor,
@@ -43,20 +48,28 @@ from graphql import (
     SelectionSetNode,
     ValueNode,
     VariableNode,
+    Visitor,
     execute_subscription_event,
+    get_argument_values,
     parse,
+    specified_rules,
+    visit,
 )
 from graphql.utilities import get_operation_ast
+from strawberry.schema.schema import validate_document
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
+from hub import metrics
 from hub.auth import Identity
-from hub.events import Event
+from hub.events import Event, decode_cursor
 from hub.fanout import Follower, FrameSink, Render
 from hub.runtime import Hub
+from resolvers import activity
 from resolvers.context import Context
 from schema.common import Info, ctx
 from schema.errors import shape
-from schema.limits import RateLimitedTransportWS
+from schema.limits import RateLimitedTransportWS, estimate_cost
 
 ROOT_FIELDS = frozenset({"caseActivity", "articleActivity"})
 SHARED_FIELDS = {
@@ -107,11 +120,30 @@ _current: ContextVar[_Operation | None] = ContextVar("hub_ws_operation", default
 
 
 class FanoutTransportWS(RateLimitedTransportWS):
-    """graphql-transport-ws that lets `caseActivity`/`articleActivity` write shared frames."""
+    """graphql-transport-ws that lets `caseActivity`/`articleActivity` write shared frames.
+
+    An eligible subscription (:func:`plan`) does not run through strawberry at all once it is known
+    to be valid and authorised (:meth:`_lean`): its task checks the document as strawberry would
+    (cached verdicts, :class:`_Verdicts`), authorises, joins the stream hub and then only waits in
+    `follow_fast`, so nothing of strawberry's per-operation machinery (executor, extension contexts,
+    execution context, parsed message) stays parked per subscriber. Whenever anything goes wrong
+    before the first frame, the operation takes strawberry's path instead, which answers exactly as
+    it always did."""
 
     fanout_sink: FrameSink | None = None
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        await super().handle_subscribe(message)
+        operation = self.operations.get(message["id"])
+        if operation is not None and self._eligible(operation) is not None:
+            # strawberry's receive loop keeps the last message until the next one: let the parsed
+            # `subscribe` go (the operation holds what it needs)
+            cast(dict[str, Any], message).clear()
+
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        planned = self._eligible(operation)
+        if planned is not None and await self._lean(operation, planned):
+            return
         # runs as the operation's own task: the variable is seen by its resolvers only
         _current.set(_Operation(self, operation.id, operation.query, dict(operation.variables or {}),
                                 operation.operation_name))
@@ -139,12 +171,234 @@ class FanoutTransportWS(RateLimitedTransportWS):
             self.fanout_sink = FrameSink(send, limit, watchdog=watchdog)
         return self.fanout_sink
 
+    def _eligible(self, operation: Operation[Any, Any]) -> _Plan | None:
+        """The plan of an operation the lean path may serve (None: strawberry's path)."""
+        context = self.context
+        if not isinstance(context, Context) or not context.hub.settings.ws_fanout:
+            return None
+        if getattr(self.schema, "hub_max_tokens", None) is None or not isinstance(operation.query, str):
+            return None
+        name = operation.operation_name
+        if not (name is None or isinstance(name, str)):
+            return None
+        try:
+            planned = plan(operation.query, name)
+        except Exception:  # not even a document: strawberry reports it
+            return None
+        return planned if planned is not None and planned.lean else None
+
+    async def _lean(self, operation: Operation[Any, Any], planned: _Plan) -> bool:
+        """Serve an eligible subscription without strawberry; False: nothing was sent, take
+        strawberry's path (a document, variables, authorisation or cursor it refuses, a failure
+        before the first frame)."""
+        context = self.context
+        assert isinstance(context, Context)
+        hub = context.hub
+        settings = hub.settings
+        variables = operation.variables if isinstance(operation.variables, dict) else {}
+        try:
+            checked = _verdicts(self.schema).check(operation.query, operation.operation_name, variables)
+            if checked is None:
+                return False
+            operation.query = checked.query  # one string per document, not one per subscriber
+            stream, after = _arguments(self.schema, checked, variables, operation.operation_name)
+            me = context.me
+            if after:
+                decode_cursor(after, stream)
+            await activity.authorize(context.fresh(), stream)  # its loaders (the documents) are dropped
+            sink = self.sink(settings.subscriber_queue)
+            if sink is None:
+                return False
+        except Exception:
+            return False
+        from schema.activity import ActivityEvent, stream_error
+
+        follower = cast(_LeanFollower, _follower(
+            self.schema._schema, planned, operation.id, checked.query, variables,  # type: ignore[attr-defined]
+            operation.operation_name, hub, me, sink, ActivityEvent.of, operation))
+        del checked, variables
+        failure: Exception | None = None
+        metrics.SUBSCRIPTIONS.inc()
+        try:
+            events = cast(AsyncGenerator[Event, None], activity.follow_fast(context.fresh(), stream, after, follower))
+            async with aclosing(events):
+                async for event in events:  # replayed after the cursor: rendered by the group
+                    group = follower.group
+                    if group is None:
+                        continue
+                    payload = await group.render(event)
+                    follower.sink.write(follower, follower.prefix + payload + "}")
+                    follower.served()
+        except Exception as exc:
+            failure = exc
+        finally:
+            metrics.SUBSCRIPTIONS.dec()
+        sent = follower.operation is None
+        if not sent:
+            return False  # nothing went out: strawberry's path answers, exactly as it would
+        try:
+            if failure is not None:
+                error = stream_error(failure, operation=operation.operation_name or "anonymous",
+                                     operation_type="subscription", tenant=me.tenant, user=me.sub)
+                with contextlib.suppress(Exception):
+                    await follower.sink.idle()  # frames on their way go out before the error
+                await operation.send_operation_message(
+                    {"id": operation.id, "type": "next",
+                     "payload": {"data": None, "errors": [shape(error).formatted]}})
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except Exception as error:  # as strawberry's `run_operation`: the client is gone
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+        return True
+
+
+class _LeanFollower(Follower):
+    """The follower of a subscription served by the lean path: counts it once it is served (its
+    first frame, or live), from when on there is no falling back to strawberry's path."""
+
+    __slots__ = ("operation",)
+
+    def __init__(self, *args: Any, operation: Operation[Any, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.operation: Operation[Any, Any] | None = operation
+
+    def go_live(self, last: int) -> None:
+        super().go_live(last)
+        self.served()
+
+    def served(self) -> None:
+        operation, self.operation = self.operation, None
+        if operation is None:
+            return
+        operation.variables = None  # the group key and the renderer keep what they read
+        metrics.OPERATIONS.labels("subscription").inc()  # as strawberry's `OperationLog` counts
+        metrics.FANOUT_LEAN.inc()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A document strawberry accepts for this schema (token limit, validation rules)."""
+
+    query: str
+    document: DocumentNode
+    root: FieldNode
+    cost_variables: tuple[str, ...]
+    """Variables the cost estimate reads (those given as a `first` argument)."""
+
+
+class _LRU:
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[bool, Any]:
+        if key not in self._items:
+            return False, None
+        self._items.move_to_end(key)
+        return True, self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+
+class _Verdicts:
+    """Whether strawberry would accept an operation for this schema, cached: parse with the token
+    limit (`MaxTokensLimiter`), graphql's rules plus the schema's own (`AddValidationRules`, as
+    `ValidationCache` runs them), then the cost limit (`limits.QueryCostLimiter`) for the values
+    of the variables it reads."""
+
+    def __init__(self, schema: Any, maxsize: int = 512) -> None:
+        self.schema = schema
+        self.rules = (*specified_rules, *schema.hub_validation_rules)
+        self.max_tokens: int = schema.hub_max_tokens
+        self.max_cost: int | None = schema.hub_max_cost
+        self.documents = _LRU(maxsize)
+        self.costs = _LRU(maxsize)
+
+    def check(self, query: str, operation_name: str | None, variables: dict[str, Any]) -> _Checked | None:
+        key = (query, operation_name)
+        found, checked = self.documents.get(key)
+        if not found:
+            checked = self._validate(query, operation_name)
+            self.documents.put(key, checked)
+        if checked is None:
+            return None
+        if self.max_cost is None:
+            return cast(_Checked, checked)
+        read = json.dumps([[name in variables, variables.get(name)] for name in checked.cost_variables],
+                          default=str)
+        cost_key = (checked.query, operation_name, read)
+        found, ok = self.costs.get(cost_key)
+        if not found:
+            ok = estimate_cost(self.schema._schema, checked.document, operation_name, variables) <= self.max_cost
+            self.costs.put(cost_key, ok)
+        return cast(_Checked, checked) if ok else None
+
+    def _validate(self, query: str, operation_name: str | None) -> _Checked | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        if validate_document(self.schema._schema, document, self.rules):
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or len(operation.selection_set.selections) != 1:
+            return None
+        root = operation.selection_set.selections[0]
+        if not isinstance(root, FieldNode) or root.directives or root.name.value not in ROOT_FIELDS:
+            return None
+        cost_variables: set[str] = set()
+
+        class FirstVariables(Visitor):
+            def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+                if node.name.value == "first" and isinstance(node.value, VariableNode):
+                    cost_variables.add(node.value.name.value)
+
+        visit(document, FirstVariables())
+        return _Checked(query, document, root, tuple(sorted(cost_variables)))
+
+
+_VERDICTS: WeakKeyDictionary[Any, _Verdicts] = WeakKeyDictionary()
+
+
+def _verdicts(schema: Any) -> _Verdicts:
+    found = _VERDICTS.get(schema)
+    if found is None:
+        found = _VERDICTS[schema] = _Verdicts(schema)
+    return found
+
+
+def _arguments(schema: Any, checked: _Checked, variables: dict[str, Any],
+               operation_name: str | None) -> tuple[str, str | None]:
+    """The stream and cursor of a checked subscription (the root field's coerced arguments);
+    raises when the variables do not coerce (strawberry reports that)."""
+    built = Executor.build(schema._schema, checked.document, raw_variable_values=variables,
+                           operation_name=operation_name)
+    if isinstance(built, list):
+        raise GraphQLError("Variables do not coerce")
+    subscription = schema._schema.subscription_type
+    assert subscription is not None
+    name = checked.root.name.value
+    arguments = get_argument_values(subscription.fields[name], checked.root, built.variable_values)
+    after = arguments.get("after")
+    if name == "caseActivity":
+        return f"case:{arguments['caseId']}", after
+    return f"article:{arguments['articleId']}", after
+
 
 @dataclass(frozen=True)
 class _Plan:
     document: DocumentNode
     shared: bool
     variables: tuple[str, ...]
+    lean: bool = False
+    """The handler may serve it without strawberry (:meth:`FanoutTransportWS._lean`)."""
 
 
 class _Walk:
@@ -216,14 +470,14 @@ def plan(query: str, operation_name: str | None) -> _Plan | None:
     walk.selection_set(root.selection_set, "ActivityEvent")
     if walk.incremental:
         return None
-    return _Plan(document, walk.shared, tuple(sorted(walk.variables)))
+    lean = not root.directives and not operation.directives
+    return _Plan(document, walk.shared, tuple(sorted(walk.variables)), lean)
 
 
-def _renderer(schema: GraphQLSchema, planned: _Plan, operation: _Operation, hub: Hub, viewer: Identity,
-              make: Callable[[Event], object]) -> Render:
+def _renderer(schema: GraphQLSchema, planned: _Plan, variables: dict[str, Any], operation_name: str | None,
+              hub: Hub, viewer: Identity, make: Callable[[Event], object]) -> Render:
     """Renders events for a group: the subscription's selection set executed on each event."""
-    built = Executor.build(schema, planned.document, raw_variable_values=operation.variables,
-                           operation_name=operation.operation_name)
+    built = Executor.build(schema, planned.document, raw_variable_values=variables, operation_name=operation_name)
     if isinstance(built, list):  # strawberry coerced these very variables before: cannot happen
         raise GraphQLError("Variables do not coerce", extensions={"code": "INTERNAL"})
     executor: Executor[Any] = built
@@ -262,13 +516,23 @@ def follower(info: Info, make: Callable[[Event], object]) -> Follower | None:
     sink = operation.handler.sink(settings.subscriber_queue)
     if sink is None:
         return None
-    schema = info._raw_info.schema
+    return _follower(info._raw_info.schema, planned, operation.id, operation.query, operation.variables,
+                     operation.operation_name, context.hub, me, sink, make)
+
+
+def _follower(schema: GraphQLSchema, planned: _Plan, op_id: str, query: str, variables: dict[str, Any],
+              operation_name: str | None, hub: Hub, me: Identity, sink: FrameSink,
+              make: Callable[[Event], object], lean: Operation[Any, Any] | None = None) -> Follower:
+    """The follower of one subscription (a :class:`_LeanFollower` for the lean path's `lean`)."""
+    settings = hub.settings
 
     def renderer() -> Render:
-        return _renderer(schema, planned, operation, context.hub, me, make)
-    used = json.dumps({name: operation.variables.get(name) for name in planned.variables},
-                      sort_keys=True, default=str)
+        return _renderer(schema, planned, variables, operation_name, hub, me, make)
+    used = json.dumps({name: variables.get(name) for name in planned.variables}, sort_keys=True, default=str)
     viewer: Hashable = () if planned.shared else (me.sub, tuple(sorted(me.roles)), me.name, me.skills, me.kcs)
-    group = (operation.query, operation.operation_name, used, me.is_staff, viewer)
-    return Follower(group, staff=me.is_staff, renderer=renderer, sink=sink, op_id=operation.id, exp=me.exp,
+    group = (query, operation_name, used, me.is_staff, viewer)
+    if lean is not None:
+        return _LeanFollower(group, staff=me.is_staff, renderer=renderer, sink=sink, op_id=op_id, exp=me.exp,
+                             limit=settings.subscriber_queue, operation=lean)
+    return Follower(group, staff=me.is_staff, renderer=renderer, sink=sink, op_id=op_id, exp=me.exp,
                     limit=settings.subscriber_queue)

@@ -320,3 +320,164 @@ async def test_per_event_execution_keeps_no_memory_across_events() -> None:
             result = await result
         assert result.data == {"caseActivity": {"seq": seq, "actor": {"id": "alice"}, "data": {"n": seq}}}
     assert len(base._relevant_sub_fields) == 0
+
+
+def counter(hub: HubProcess, name: str, **labels: str) -> float:
+    """A counter of the hub's /metrics (0 before its first increment)."""
+    text = httpx.get(f"{hub.url}/metrics", timeout=10).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$" if labels else rf"^{name} (\S+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def until_done(ws: ClientConnection, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every operation message up to the operation's `error` or `complete` (or the socket closing:
+    then a `closed` pseudo-message with the close code and reason)."""
+    from websockets.exceptions import ConnectionClosed
+
+    out: list[dict[str, Any]] = []
+    while not out or out[-1]["type"] not in ("complete", "error", "closed"):
+        try:
+            out += frames(ws, 1, timeout)
+        except ConnectionClosed as closed:
+            out.append({"type": "closed", "code": ws.close_code, "reason": ws.close_reason, "exc": str(closed)})
+    return out
+
+
+def test_lean_path_refuses_like_strawberry(
+    hub: HubProcess, spawn_hub: Callable[..., HubProcess], user: Callable[..., Client]
+) -> None:
+    # given a fan-out hub and a legacy one (strawberry per subscriber), with a low cost limit
+    fast, legacy = spawn_hub(HUB_MAX_COST="6"), spawn_hub(HUB_MAX_COST="6", HUB_WS_FANOUT="0")
+    carol, alice, dave = user("carol", "customer"), user("alice", "agent"), user("dave", "customer")
+    case_id = carol.mutate(CREATE, s="Refusals")["case"]["id"]
+    fine = "subscription($id: ID!, $after: String) { caseActivity(caseId: $id, after: $after) { seq kind } }"
+    cases: dict[str, tuple[Client, str, dict[str, Any]]] = {
+        "validation": (alice, "subscription($id: ID!) { caseActivity(caseId: $id) { seq nope } }", {"id": case_id}),
+        "too complex": (alice, """subscription($id: ID!) { caseActivity(caseId: $id) {
+            id seq cursor kind summary stream visibility } }""", {"id": case_id}),
+        "aliases": (alice, "subscription($id: ID!) { caseActivity(caseId: $id) { "
+                    + " ".join(f"a{i}: seq" for i in range(31)) + " } }", {"id": case_id}),
+        "syntax": (alice, "subscription($id: ID!) { caseActivity(caseId: $id) { seq }", {"id": case_id}),
+        "variables": (alice, fine, {"id": None}),
+        "wrong variable type": (alice, fine, {"id": case_id, "after": 5}),
+        "someone else's case": (dave, fine, {"id": case_id}),
+        "no such case": (alice, fine, {"id": "case_nope"}),
+        "bad cursor": (alice, fine, {"id": case_id, "after": "garbage"}),
+        "cursor of another stream": (alice, fine, {"id": case_id, "after": all_history(
+            alice, f"case:{alice.mutate(CREATE, s='Other')['case']['id']}")[0]["cursor"]}),
+    }
+    lean = counter(fast, "hub_fanout_lean_subscriptions_total")
+    # when each is subscribed on both
+    got: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for where, process in (("fast", fast), ("legacy", legacy)):
+        for name, (client, document, variables) in cases.items():
+            with raw_socket(process, client) as ws:
+                ws.send(json.dumps({"id": "op-1", "type": "subscribe",
+                                    "payload": {"query": document, "variables": variables}}))
+                got[where, name] = until_done(ws)
+    # then the fast hub answers each exactly as strawberry does, and none took the lean path
+    for name in cases:
+        assert got["fast", name] == got["legacy", name], name
+        assert got["fast", name][-1]["type"] in ("error", "complete", "closed"), name
+    assert got["fast", "too complex"][0]["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert [f["type"] for f in got["fast", "no such case"]] == ["next", "complete"]
+    assert got["fast", "no such case"][0]["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert got["fast", "bad cursor"][0]["payload"]["errors"][0]["extensions"]["code"] == "INVALID"
+    assert counter(fast, "hub_fanout_lean_subscriptions_total") == lean
+    assert gauge(fast, "hub_fanout_followers") == 0 and gauge(fast, "hub_subscriptions") == 0
+
+
+def test_lean_path_is_taken_for_eligible_subscriptions_only(
+    hub: HubProcess, user: Callable[..., Client]
+) -> None:
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Lean")["case"]["id"]
+    lean = counter(hub, "hub_fanout_lean_subscriptions_total")
+    operations = counter(hub, "hub_graphql_operations_total", type="subscription")
+    # given an eligible subscription and one whose root field comes through a fragment
+    via_fragment = """subscription($id: ID!) { ...Root } fragment Root on Subscription {
+        caseActivity(caseId: $id) { seq kind } }"""
+    with alice.subscribe(CASE_ACTIVITY, id=case_id) as sub, alice.subscribe(via_fragment, id=case_id) as other:
+        wait_followers(hub, 1)
+        time.sleep(0.3)  # (the other one is on strawberry's path: no follower)
+        # then only the first is served by the lean path, and each counts as one operation
+        assert counter(hub, "hub_fanout_lean_subscriptions_total") == lean + 1
+        assert counter(hub, "hub_graphql_operations_total", type="subscription") == operations + 2
+        assert gauge(hub, "hub_subscriptions") >= 2
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        assert sub.next()["caseActivity"]["seq"] == 2
+        assert other.next()["caseActivity"] == {"seq": 2, "kind": "case.status_changed"}
+
+
+def test_lean_replay_after_cursor_then_live_has_no_gap_and_no_duplicate(
+    hub: HubProcess, spawn_hub: Callable[..., HubProcess], user: Callable[..., Client]
+) -> None:
+    # given a case with history seen by a customer and an agent, and a legacy hub beside
+    legacy = spawn_hub(HUB_WS_FANOUT="0")
+    carol, alice = user("carol", "customer"), user("alice", "agent")
+    case_id = carol.mutate(CREATE, s="Replay")["case"]["id"]
+    alice.mutate(FOLLOW, id=case_id)
+    busy_case(alice, carol, case_id)
+    cursor = all_history(alice, f"case:{case_id}")[1]["cursor"]  # after seq 2
+    document = DOCUMENTS["plain"][0].replace("($id: ID!)", "($id: ID!, $after: String)").replace(
+        "(caseId: $id)", "(caseId: $id, after: $after)")
+    lean = counter(hub, "hub_fanout_lean_subscriptions_total")
+    with ExitStack() as stack:
+        sockets: dict[tuple[str, str], ClientConnection] = {}
+        # when both resume from the cursor on both hubs
+        for where, process in (("fast", hub), ("legacy", legacy)):
+            for who, client in (("customer", carol), ("agent", alice)):
+                ws = sockets[where, who] = stack.enter_context(raw_socket(process, client))
+                subscribe(ws, "r", document, id=case_id, after=cursor)
+        replayed = {key: frames(ws, 3 if key[1] == "customer" else 6) for key, ws in sockets.items()}
+        wait_followers(hub, 2)
+        assert counter(hub, "hub_fanout_lean_subscriptions_total") == lean + 2
+        # and the case goes on changing
+        alice.mutate(COMMENT, id=case_id, b="live internal", v="INTERNAL")
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        live = {key: frames(ws, 1 if key[1] == "customer" else 2) for key, ws in sockets.items()}
+        for ws in sockets.values():
+            with pytest.raises(TimeoutError):
+                frames(ws, 1, timeout=0.3)
+    # then each got the replay then live, every event of its audience once, in order, the same
+    # frames as strawberry renders per subscriber
+    for who in ("customer", "agent"):
+        assert replayed["fast", who] + live["fast", who] == replayed["legacy", who] + live["legacy", who], who
+    seqs = [f["payload"]["data"]["caseActivity"]["seq"] for f in replayed["fast", "agent"] + live["fast", "agent"]]
+    assert seqs == list(range(3, 11))
+    public = [f["payload"]["data"]["caseActivity"] for f in replayed["fast", "customer"] + live["fast", "customer"]]
+    assert [(e["seq"], e["visibility"]) for e in public] == [(4, "PUBLIC"), (6, "PUBLIC"), (8, "PUBLIC"),
+                                                            (10, "PUBLIC")]
+
+
+def test_complete_from_the_client_frees_the_lean_follower(hub: HubProcess, user: Callable[..., Client]) -> None:
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Complete")["case"]["id"]
+    lean = counter(hub, "hub_fanout_lean_subscriptions_total")
+    with raw_socket(hub, alice) as ws:
+        # given a lean subscription
+        subscribe(ws, "x", CASE_ACTIVITY, id=case_id)
+        wait_followers(hub, 1)
+        assert counter(hub, "hub_fanout_lean_subscriptions_total") == lean + 1
+        # when the client completes it
+        ws.send(json.dumps({"id": "x", "type": "complete"}))
+        deadline = time.monotonic() + 10
+        while gauge(hub, "hub_fanout_followers") or gauge(hub, "hub_subscriptions"):
+            assert time.monotonic() < deadline, "the follower was not freed"
+            time.sleep(0.05)
+        # then it gets nothing more, and the id is free again on the same connection
+        alice.mutate(SET_STATUS, id=case_id, s="OPEN")
+        with pytest.raises(TimeoutError):
+            frames(ws, 1, timeout=0.5)
+        subscribe(ws, "x", CASE_ACTIVITY, id=case_id)
+        wait_followers(hub, 1)
+        alice.mutate(SET_STATUS, id=case_id, s="PENDING")
+        (again,) = frames(ws, 1)
+        assert again["id"] == "x" and again["payload"]["data"]["caseActivity"]["seq"] == 3
+    # and closing the connection frees it too
+    deadline = time.monotonic() + 10
+    while gauge(hub, "hub_fanout_followers") or gauge(hub, "hub_subscriptions"):
+        assert time.monotonic() < deadline, "the follower was not freed on disconnect"
+        time.sleep(0.05)
