@@ -138,6 +138,7 @@ class Subscriber(asyncio.Protocol):
                 self._seen(int(raw[at:stop]), raw[body:raw.index(b'"', body)].decode())
                 return
         self._message(raw)
+        self._flush()  # (a pong, a resubscription)
 
     def eof_received(self) -> bool | None:
         self.closed = True

@@ -47,7 +47,7 @@ Renderer = Callable[[], Render]
 
 PAGE = 500
 RUN = 32
-"""Most queued events whose frames are coalesced into one write per socket (:class:`_Coalescing`)."""
+"""Most queued events whose frames are coalesced into one write per socket (:class:`Run`)."""
 EXPIRY_GRACE = 2.0
 """Seconds past a token's `exp` before its follower is ended (the socket's watchdog closes at `exp`)."""
 
@@ -120,28 +120,38 @@ class DirectWire:
         return cls(protocol)
 
     def ready(self) -> bool:
-        p = self._protocol  # (accepted, so the handshake is complete; a lost client closes the transport)
-        return p.writable.is_set() and not p.close_sent and not self.transport.is_closing()
+        p = self._protocol
+        return (p.writable.is_set() and p.handshake_complete and not p.close_sent and not p.disconnected
+                and p.initial_response is None and not self.transport.is_closing())
 
     def open(self) -> bool:
         return not self._protocol.close_sent and not self.transport.is_closing()
 
 
-class _Coalescing:
-    """While a stream works through events that were already queued (it fell behind), the frames
-    for one socket are held and go out in one `write` at the end of the run: a socket then costs
-    one system call per run instead of one per event, which is what lets a saturated process catch
-    up. Nothing is held otherwise, and never across a store read (:meth:`StreamHub._backfill`)."""
+class Run:
+    """The frames for each socket while a stream works through events that were already queued
+    (it fell behind): at the end of the run each socket gets them in one `write`, so it costs one
+    system call per run instead of one per event, which is what lets a saturated process catch up.
+    Only the stream's own writes are held, and never across a store read
+    (:meth:`StreamHub._backfill`)."""
 
-    depth = 0
-    held: list[FrameSink] = []
+    __slots__ = ("sinks",)
 
-    @classmethod
-    def release(cls) -> None:
-        sinks, cls.held = cls.held, []
+    def __init__(self) -> None:
+        self.sinks: dict[FrameSink, list[tuple[object, str, bytes]]] = {}
+
+    def hold(self, sink: FrameSink, owner: object, frame: str, wire: bytes) -> None:
+        held = self.sinks.get(sink)
+        if held is None:
+            self.sinks[sink] = [(owner, frame, wire)]
+        else:
+            held.append((owner, frame, wire))
+
+    def release(self) -> None:
+        sinks, self.sinks = self.sinks, {}
         saved = 0
-        for sink in sinks:
-            saved += sink.release()
+        for sink, held in sinks.items():
+            saved += sink.write_run(held)
         if saved:
             metrics.FANOUT_COALESCED.inc(saved)
 
@@ -152,7 +162,6 @@ class FrameSink:
     def __init__(self, send: Send, limit: int, watchdog: Any = None) -> None:
         self._send = send
         self._wire = DirectWire.of(send)
-        self._held: list[bytes] = []
         self._watchdog = watchdog  # its `closed` turns true when it closed the socket (4401)
         self.limit = limit
         self._backlog: deque[tuple[object, str]] = deque()
@@ -197,12 +206,6 @@ class FrameSink:
             return False
         direct = self._wire
         if wire is not None and direct is not None and direct.ready():
-            if _Coalescing.depth:
-                if not self._held:
-                    _Coalescing.held.append(self)
-                self._held.append(wire)
-                self.sent += 1
-                return True
             try:
                 direct.transport.write(wire)
             except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
@@ -210,9 +213,6 @@ class FrameSink:
                 return False
             self.sent += 1
             return True
-        if self._held:
-            _Coalescing.held.remove(self)
-            self.release()  # frames held for this socket go first
         coro = self._send({"type": "websocket.send", "text": frame})
         try:
             blocker = coro.send(None)
@@ -225,27 +225,27 @@ class FrameSink:
         self._flusher = asyncio.ensure_future(self._flush(coro, blocker))
         return False
 
-    def release(self) -> int:
-        """Write the frames held for this socket (:class:`_Coalescing`) in one go; returns the
-        number of writes that saved."""
-        held, self._held = self._held, []
-        if not held or self.broken or self._wire is None:
-            return 0
-        if not self._wire.open():
-            self.broken = True
-            return 0
-        try:  # (a socket paused meanwhile buffers at most one run more in its transport)
-            self._wire.transport.write(b"".join(held) if len(held) > 1 else held[0])
-        except Exception:
-            self.broken = True
-            return 0
-        return len(held) - 1
+    def write_run(self, frames: list[tuple[object, str, bytes]]) -> int:
+        """Write `frames` (owner, text, framed) in order, in one `write` where the socket takes it
+        straight away; returns the number of writes that saved."""
+        frames = [item for item in frames if item[0] in self._listeners]  # (operations still open)
+        direct = self._wire
+        if (len(frames) > 1 and direct is not None and self._flusher is None and not (self.overflowed or self.broken)
+                and not (self._watchdog is not None and self._watchdog.closed) and direct.ready()):
+            try:
+                direct.transport.write(b"".join(wire for _, _, wire in frames))
+            except Exception:
+                self.broken = True
+                return 0
+            self.sent += len(frames)
+            metrics.FANOUT_DIRECT.inc(len(frames))
+            return len(frames) - 1
+        for owner, frame, wire in frames:
+            self.write(owner, frame, wire)
+        return 0
 
     async def idle(self) -> None:
         """Wait until nothing is being written (the frame in flight and the backlog are out)."""
-        if self._held:
-            _Coalescing.held.remove(self)
-            self.release()
         if self._flusher is not None:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
@@ -253,7 +253,6 @@ class FrameSink:
 
     def close(self) -> None:
         self.broken = True
-        self._held.clear()
         self._backlog.clear()
         if self._flusher is not None:
             self._flusher.cancel()
@@ -470,45 +469,46 @@ class StreamHub:
         while True:
             message = await sub.get()
             if not sub.pending:
-                await self._take(state, message)
+                await self._take(state, message, None)
                 continue
-            # fallen behind: this run of queued events goes out in one write per socket
-            _Coalescing.depth += 1
+            run = Run()  # fallen behind: this run of queued events goes out in one write per socket
             try:
-                await self._take(state, message)
+                await self._take(state, message, run)
                 for _ in range(RUN - 1):
                     if not sub.pending:
                         break
-                    await self._take(state, await sub.get())
+                    await self._take(state, await sub.get(), run)
             finally:
-                _Coalescing.depth -= 1
-                _Coalescing.release()
+                run.release()
 
-    async def _take(self, state: _Stream, message: str | Resync) -> None:
+    async def _take(self, state: _Stream, message: str | Resync, run: Run | None) -> None:
         if isinstance(message, Resync):
-            await self._backfill(state)
+            await self._backfill(state, run)
             return
         event = Event.from_json(message)
         if event.seq <= state.last:
             return  # already delivered (back-fill, or a copy republished by the relay)
         if event.seq != state.last + 1:
-            await self._backfill(state)  # a message lost, or published out of order
-            return
+            await self._backfill(state, run)  # a message lost, or published out of order
+            if event.seq != state.last + 1:
+                return  # the store had it (delivered), or a gap remains: the next event back-fills again
+            # the store stopped just short of this event (not visible there yet): it is next
         state.last = event.seq
-        await self._dispatch(state, event)
+        await self._dispatch(state, event, run)
 
-    async def _backfill(self, state: _Stream) -> None:
-        _Coalescing.release()  # nothing held waits for the store
+    async def _backfill(self, state: _Stream, run: Run | None = None) -> None:
+        if run is not None:
+            run.release()  # nothing held waits for the store
         while True:
             batch = await self.events.history(state.tenant, state.stream, state.last, PAGE)
             for event in batch:
                 if event.seq > state.last:
                     state.last = event.seq
-                    await self._dispatch(state, event)
+                    await self._dispatch(state, event, None)
             if len(batch) < PAGE:
                 return
 
-    async def _dispatch(self, state: _Stream, event: Event) -> None:
+    async def _dispatch(self, state: _Stream, event: Event, run: Run | None) -> None:
         """Offer `event` to buffering followers, then render it once per group and write it."""
         public = event.visibility is Visibility.PUBLIC
         todo: list[_Group] = []
@@ -527,13 +527,13 @@ class StreamHub:
                 for follower in (*group.live, *group.buffering):
                     follower.finish(exc)
                 continue
-            delivered += self._write(group, event.seq, payload)
+            delivered += self._write(group, event.seq, payload, run)
         if delivered:
             metrics.EVENTS_DELIVERED.inc(delivered)
             metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
 
     @staticmethod
-    def _write(group: _Group, seq: int, payload: str) -> int:
+    def _write(group: _Group, seq: int, payload: str, run: Run | None) -> int:
         deadline = time.time() - EXPIRY_GRACE
         frames: dict[str, tuple[str, bytes]] = {}  # one frame per operation id in use (most share "1")
         written = direct = 0
@@ -547,7 +547,10 @@ class StreamHub:
             if framed is None:
                 text = follower.prefix + payload + "}"
                 framed = frames[follower.prefix] = (text, text_frame(text.encode()))
-            direct += follower.sink.write(follower, *framed)
+            if run is not None:
+                run.hold(follower.sink, follower, *framed)
+            else:
+                direct += follower.sink.write(follower, *framed)
             written += 1
         if written:
             metrics.FANOUT_FRAMES.inc(len(frames))

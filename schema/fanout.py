@@ -63,7 +63,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from hub import metrics
 from hub.auth import Identity
 from hub.events import Event, decode_cursor
-from hub.fanout import Follower, FrameSink, Render
+from hub.fanout import Follower, FrameSink, Render, text_frame
 from hub.runtime import Hub
 from resolvers import activity
 from resolvers.context import Context
@@ -227,7 +227,8 @@ class FanoutTransportWS(RateLimitedTransportWS):
                     if group is None:
                         continue
                     payload = await group.render(event)
-                    follower.sink.write(follower, follower.prefix + payload + "}")
+                    frame = follower.prefix + payload + "}"
+                    follower.sink.write(follower, frame, text_frame(frame.encode()))
                     follower.served()
         except Exception as exc:
             failure = exc

@@ -21,11 +21,12 @@ BURST = 300
 def test_a_burst_of_queued_events_is_coalesced_per_socket_and_nothing_is_lost(
     hub: HubProcess, user: Callable[..., Client], redis_url: str
 ) -> None:
-    # given three agents live on one case over the fast path (one with two operations)
-    alice = user("alice", "agent")
-    case_id = alice.mutate(CREATE, s="Burst")["case"]["id"]
+    # given two agents and the customer live on one case over the fast path (one agent with two operations)
+    alice, carol = user("alice", "agent"), user("carol", "customer")
+    case_id = carol.mutate(CREATE, s="Burst")["case"]["id"]
     with ExitStack() as stack:
-        sockets = [stack.enter_context(raw_socket(hub, user(f"agent{i}", "agent"))) for i in range(3)]
+        sockets = [stack.enter_context(raw_socket(hub, user(f"agent{i}", "agent"))) for i in range(2)]
+        sockets.append(stack.enter_context(raw_socket(hub, carol)))
         for ws in sockets:
             subscribe(ws, "1", LIVE, id=case_id)
         subscribe(sockets[0], "2", LIVE, id=case_id)
