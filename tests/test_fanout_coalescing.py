@@ -1,5 +1,6 @@
-"""A stream that falls behind coalesces each socket's frames into one write (hub/fanout.py
-`_Coalescing`): every event still arrives once, in order, as its own graphql-transport-ws message."""
+"""A stream that falls behind coalesces each socket's frames into one write (hub/fanout.py `Run`):
+every event still arrives once, in order, as its own graphql-transport-ws message. And a stream
+that back-fills a gap delivers the event it had in hand right after."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+from pymongo import MongoClient
 from redis import Redis
 
 from hub.events import Event, Visibility, channel
@@ -54,3 +56,31 @@ def test_a_burst_of_queued_events_is_coalesced_per_socket_and_nothing_is_lost(
         # and the stream, having fallen behind, wrote runs of frames per socket in one go
         assert gauge(hub, "hub_fanout_coalesced_frames_total") > coalesced
         assert got[0]["payload"]["data"]["caseActivity"] == {"seq": 2, "kind": "comment.added", "data": {"n": 2}}
+
+
+def test_an_event_just_past_a_short_back_fill_is_delivered_at_once(
+    hub: HubProcess, hub_env: dict[str, str], user: Callable[..., Client], redis_url: str
+) -> None:
+    # given an agent live on a case whose stream is at seq 1 in the hub
+    alice = user("alice", "agent")
+    case_id = alice.mutate(CREATE, s="Short back-fill")["case"]["id"]
+    stream = f"case:{case_id}"
+    with raw_socket(hub, alice) as ws:
+        subscribe(ws, "1", LIVE, id=case_id)
+        wait_followers(hub, 1)
+        # when seq 2 is in the store but never reached the bus, and seq 3 does (the stream sees a
+        # jump, back-fills 2 from the store, which does not show 3 yet)
+        with MongoClient(hub_env["HUB_MONGODB_URL"]) as mongo:
+            events = mongo[hub_env["HUB_MONGODB_DB"]]["events"]
+            created = events.find_one({"tenant": alice.tenant, "stream": stream, "seq": 1})
+            assert created is not None
+            events.insert_one({**created, "_id": "evt_short_2", "seq": 2, "kind": "comment.added",
+                               "data": {"n": 2}})
+        with Redis.from_url(redis_url) as redis:
+            redis.publish(channel(alice.tenant, stream), Event(
+                id="evt_short_3", tenant=alice.tenant, stream=stream, seq=3, kind="comment.added",
+                actor_id="alice", actor_name="Alice", occurred_at=datetime.now(UTC),
+                visibility=Visibility.PUBLIC, summary="Alice commented", data={"n": 3}).to_json())
+        # then both arrive now, in order — the one in hand is not held until some later event
+        got = frames(ws, 2, timeout=5)
+        assert [m["payload"]["data"]["caseActivity"]["seq"] for m in got] == [2, 3]
