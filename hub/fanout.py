@@ -124,9 +124,6 @@ class DirectWire:
         return (p.writable.is_set() and p.handshake_complete and not p.close_sent and not p.disconnected
                 and p.initial_response is None and not self.transport.is_closing())
 
-    def open(self) -> bool:
-        return not self._protocol.close_sent and not self.transport.is_closing()
-
 
 class Run:
     """The frames for each socket while a stream works through events that were already queued
@@ -185,18 +182,31 @@ class FrameSink:
         if self._backlog:
             self._backlog = deque(item for item in self._backlog if item[0] is not owner)
 
-    @property
-    def direct(self) -> bool:
-        """Whether frames go straight to the transport (uvicorn websockets-sansio, no deflate)."""
-        return self._wire is not None
-
-    def write(self, owner: object, frame: str, wire: bytes | None = None) -> bool:
-        """Send `frame` (text); `wire` is the same frame already framed (:func:`text_frame`).
-        True when it went straight to the transport."""
+    def _open(self) -> bool:
+        """Whether frames may still go out (not overflowed, not broken, not closed by the watchdog)."""
         if self.overflowed or self.broken:
             return False
         if self._watchdog is not None and self._watchdog.closed:  # the connection was closed (4401)
             self.broken = True
+            return False
+        return True
+
+    def _straight(self, wire: bytes, frames: int) -> bool:
+        """Write pre-framed bytes to the transport if it takes them now (nothing queued before)."""
+        if self._flusher is not None or self._wire is None or not self._wire.ready():
+            return False
+        try:
+            self._wire.transport.write(wire)
+        except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
+            self.broken = True
+        else:
+            self.sent += frames
+        return True
+
+    def write(self, owner: object, frame: str, wire: bytes | None = None) -> bool:
+        """Send `frame` (text); `wire` is the same frame already framed (:func:`text_frame`).
+        True when it went straight to the transport."""
+        if not self._open():
             return False
         if self._flusher is not None:
             if len(self._backlog) >= self.limit:
@@ -204,15 +214,8 @@ class FrameSink:
             else:
                 self._backlog.append((owner, frame))
             return False
-        direct = self._wire
-        if wire is not None and direct is not None and direct.ready():
-            try:
-                direct.transport.write(wire)
-            except Exception:  # the client is gone: strawberry's receive loop cleans the operations up
-                self.broken = True
-                return False
-            self.sent += 1
-            return True
+        if wire is not None and self._straight(wire, 1):
+            return not self.broken
         coro = self._send({"type": "websocket.send", "text": frame})
         try:
             blocker = coro.send(None)
@@ -229,15 +232,9 @@ class FrameSink:
         """Write `frames` (owner, text, framed) in order, in one `write` where the socket takes it
         straight away; returns the number of writes that saved."""
         frames = [item for item in frames if item[0] in self._listeners]  # (operations still open)
-        direct = self._wire
-        if (len(frames) > 1 and direct is not None and self._flusher is None and not (self.overflowed or self.broken)
-                and not (self._watchdog is not None and self._watchdog.closed) and direct.ready()):
-            try:
-                direct.transport.write(b"".join(wire for _, _, wire in frames))
-            except Exception:
-                self.broken = True
+        if len(frames) > 1 and self._open() and self._straight(b"".join(wire for _, _, wire in frames), len(frames)):
+            if self.broken:
                 return 0
-            self.sent += len(frames)
             metrics.FANOUT_DIRECT.inc(len(frames))
             return len(frames) - 1
         for owner, frame, wire in frames:
@@ -322,6 +319,11 @@ class Follower:
             self.finish(SubscriberOverflow(f"subscriber fell more than {self.limit} events behind"))
         else:
             self.pending.append(event)
+
+    def frame(self, payload: str) -> tuple[str, bytes]:
+        """This operation's `next` message carrying `payload`: as text, and framed (:func:`text_frame`)."""
+        text = self.prefix + payload + "}"
+        return text, text_frame(text.encode())
 
     def go_live(self, last: int) -> None:
         """From now on the stream writes events after `last` straight to the socket."""
@@ -545,8 +547,7 @@ class StreamHub:
                 continue
             framed = frames.get(follower.prefix)
             if framed is None:
-                text = follower.prefix + payload + "}"
-                framed = frames[follower.prefix] = (text, text_frame(text.encode()))
+                framed = frames[follower.prefix] = follower.frame(payload)
             if run is not None:
                 run.hold(follower.sink, follower, *framed)
             else:

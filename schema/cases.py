@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from resolvers import cases
-from schema.common import Connection, Info, UserError, ctx, mutate, query, to_dict
+from schema.common import Connection, Info, UserError, ctx, enum_member, mutate, query, to_dict
 from schema.users import User, user_ref
 
 if TYPE_CHECKING:
@@ -47,12 +47,6 @@ class CasePriority(Enum):
     URGENT = "URGENT"
 
 
-# stored value → member, without `Enum.__call__` for each of the 3 enums of every case read
-_STATUS = {m.value: m for m in CaseStatus}
-_PRIORITY = {m.value: m for m in CasePriority}
-_CHANNEL = {m.value: m for m in CaseChannel}
-
-
 @strawberry.type(description="A customer's issue and the people working it.")
 class Case:
     id: strawberry.ID
@@ -72,9 +66,8 @@ class Case:
     def from_doc(cls, doc: dict[str, Any]) -> Case:
         return cls(
             id=strawberry.ID(doc["_id"]), subject=doc["subject"], description=doc["description"],
-            status=_STATUS.get(doc["status"]) or CaseStatus(doc["status"]),
-            priority=_PRIORITY.get(doc["priority"]) or CasePriority(doc["priority"]),
-            channel=_CHANNEL.get(doc["channel"]) or CaseChannel(doc["channel"]), version=doc["version"],
+            status=enum_member(CaseStatus, doc["status"]), priority=enum_member(CasePriority, doc["priority"]),
+            channel=enum_member(CaseChannel, doc["channel"]), version=doc["version"],
             resolution=doc.get("resolution") or "", created_at=doc["createdAt"],
             updated_at=doc["updatedAt"], solved_at=doc.get("solvedAt"), doc=doc,
         )

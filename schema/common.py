@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, NewType, TypeVar
+from typing import Any, Generic, NewType, TypeVar, cast
 
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode
@@ -76,6 +76,15 @@ class Connection(Generic[T]):
             edges=[Edge(cursor=c, node=make(d)) for c, d in zip(page.cursors, page.items, strict=True)],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
+
+
+EnumT = TypeVar("EnumT", bound=Enum)
+
+
+def enum_member(enum: type[EnumT], value: Any) -> EnumT:
+    """`enum(value)` by a dict lookup (stored values of every row read), the call only for a miss."""
+    member = enum._value2member_map_.get(value)
+    return cast(EnumT, member) if member is not None else enum(value)
 
 
 def selects(info: Info, *path: str) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Hashable
 from contextlib import aclosing
 from contextvars import ContextVar
@@ -63,7 +62,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from hub import metrics
 from hub.auth import Identity
 from hub.events import Event, decode_cursor
-from hub.fanout import Follower, FrameSink, Render, text_frame
+from hub.fanout import Follower, FrameSink, Render
 from hub.runtime import Hub
 from resolvers import activity
 from resolvers.context import Context
@@ -226,9 +225,7 @@ class FanoutTransportWS(RateLimitedTransportWS):
                     group = follower.group
                     if group is None:
                         continue
-                    payload = await group.render(event)
-                    frame = follower.prefix + payload + "}"
-                    follower.sink.write(follower, frame, text_frame(frame.encode()))
+                    follower.sink.write(follower, *follower.frame(await group.render(event)))
                     follower.served()
         except Exception as exc:
             failure = exc
@@ -290,24 +287,6 @@ class _Checked:
     """Variables the cost estimate reads (those given as a `first` argument)."""
 
 
-class _LRU:
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def get(self, key: Hashable) -> tuple[bool, Any]:
-        if key not in self._items:
-            return False, None
-        self._items.move_to_end(key)
-        return True, self._items[key]
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
-
-
 class _Verdicts:
     """Whether strawberry would accept an operation for this schema, cached: parse with the token
     limit (`MaxTokensLimiter`), graphql's rules plus the schema's own (`AddValidationRules`, as
@@ -319,27 +298,22 @@ class _Verdicts:
         self.rules = (*specified_rules, *schema.hub_validation_rules)
         self.max_tokens: int = schema.hub_max_tokens
         self.max_cost: int | None = schema.hub_max_cost
-        self.documents = _LRU(maxsize)
-        self.costs = _LRU(maxsize)
+        self._document = lru_cache(maxsize)(self._validate)
+        self._within_cost = lru_cache(maxsize)(self._cost_ok)
 
     def check(self, query: str, operation_name: str | None, variables: dict[str, Any]) -> _Checked | None:
-        key = (query, operation_name)
-        found, checked = self.documents.get(key)
-        if not found:
-            checked = self._validate(query, operation_name)
-            self.documents.put(key, checked)
-        if checked is None:
-            return None
-        if self.max_cost is None:
-            return cast(_Checked, checked)
-        read = json.dumps([[name in variables, variables.get(name)] for name in checked.cost_variables],
-                          default=str)
-        cost_key = (checked.query, operation_name, read)
-        found, ok = self.costs.get(cost_key)
-        if not found:
-            ok = estimate_cost(self.schema._schema, checked.document, operation_name, variables) <= self.max_cost
-            self.costs.put(cost_key, ok)
-        return cast(_Checked, checked) if ok else None
+        checked = self._document(query, operation_name)
+        if checked is None or self.max_cost is None:
+            return checked
+        read = json.dumps({name: variables[name] for name in checked.cost_variables if name in variables},
+                          sort_keys=True, default=str)
+        return checked if self._within_cost(query, operation_name, read) else None
+
+    def _cost_ok(self, query: str, operation_name: str | None, read: str) -> bool:
+        """Within the cost limit, for these values of the variables the estimate reads (JSON)."""
+        checked = self._document(query, operation_name)
+        assert checked is not None and self.max_cost is not None
+        return estimate_cost(self.schema._schema, checked.document, operation_name, json.loads(read)) <= self.max_cost
 
     def _validate(self, query: str, operation_name: str | None) -> _Checked | None:
         try:

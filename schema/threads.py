@@ -11,7 +11,7 @@ import strawberry
 from resolvers import threads, users
 from resolvers.pagination import Page
 from schema.activity import Visibility
-from schema.common import Info, PageInfo, UserError, ctx, mutate, query, selects, to_dict
+from schema.common import Info, PageInfo, UserError, ctx, enum_member, mutate, query, selects, to_dict
 from schema.users import User, user_now, user_ref
 from schema.workspace import Attachment, attachments_of
 
@@ -25,9 +25,6 @@ class CommentEdit:
     @strawberry.field
     async def editor(self, info: Info) -> User | None:
         return await user_ref(info, self.editor_id)
-
-
-_VISIBILITY = {m.value: m for m in Visibility}
 
 
 @strawberry.type
@@ -46,7 +43,7 @@ class Comment:
     def from_doc(cls, doc: dict[str, Any]) -> Comment:
         return cls(
             id=strawberry.ID(doc["_id"]), subject_id=strawberry.ID(doc["subjectId"]), body=doc["body"],
-            visibility=_VISIBILITY.get(doc["visibility"]) or Visibility(doc["visibility"]),
+            visibility=enum_member(Visibility, doc["visibility"]),
             created_at=doc["createdAt"],
             edited_at=doc.get("editedAt"), deleted=bool(doc.get("deleted")), version=doc.get("version", 1),
             doc=doc,
