@@ -39,6 +39,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", help="events per second, comma-separated")
     p.add_argument("--duration", type=float, help="seconds of publishing per fan-out point")
     p.add_argument("--scale", type=int, metavar="SOCKETS", help="run the scale test with this many sockets")
+    p.add_argument("--budget", type=float, default=400_000,
+                   help="most deliveries one fan-out point asks for (longer points are shortened to it)")
     p.add_argument("--e2e-rate", type=float, default=5.0, help="commentAdd per second of the end-to-end point")
     p.add_argument("--generators", type=int, default=2, help="load-generator processes")
     p.add_argument("--skip", default="", help="workloads to skip: fanout,e2e,query")
@@ -88,7 +90,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         else:
             if "fanout" not in skip:
                 config = fanout.FanoutConfig(sizes=settings["sizes"], rates=settings["rates"],
-                                             duration=settings["duration"], generators=args.generators)
+                                             duration=settings["duration"], generators=args.generators,
+                                             budget=args.budget)
                 results["fanout"] = {"points": await fanout.run(servers, settings["targets"], config, log)}
             if "e2e" not in skip:
                 results["e2e"] = await fanout.e2e(servers, max(settings["sizes"]), args.e2e_rate,

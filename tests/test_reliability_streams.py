@@ -33,12 +33,13 @@ def test_redis_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
         with writer.subscribe(CASE_ACTIVITY, hub=reader_hub, id=case_id, after=created) as sub:
             toggle_status(writer, case_id, 2)
             assert [e["caseActivity"]["seq"] for e in sub.take(2)] == [2, 3]
-            # when Redis dies, mutations still commit, promptly
+            # when Redis dies, mutations still commit, promptly: a publish gives up after the bus's
+            # 1 s deadline (the bound leaves room for a loaded machine, not for waiting on Redis)
             redis.kill()
             for i in range(3):
                 began = time.monotonic()
                 toggle_status(writer, case_id, 1, start=i)
-                assert time.monotonic() - began < 1.5, "a mutation waited on the dead Redis"
+                assert time.monotonic() - began < 5.0, "a mutation waited on the dead Redis"
             # and when it is back, more happens
             redis.restart()
             toggle_status(writer, case_id, 2, start=3)
