@@ -39,7 +39,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", help="events per second, comma-separated")
     p.add_argument("--duration", type=float, help="seconds of publishing per fan-out point")
     p.add_argument("--scale", type=int, metavar="SOCKETS", help="run the scale test with this many sockets")
-    p.add_argument("--budget", type=float, default=400_000,
+    p.add_argument("--budget", type=float, default=fanout.FanoutConfig.budget,
                    help="most deliveries one fan-out point asks for (longer points are shortened to it)")
     p.add_argument("--e2e-rate", type=float, default=5.0, help="commentAdd per second of the end-to-end point")
     p.add_argument("--generators", type=int, default=2, help="load-generator processes")
